@@ -1,0 +1,30 @@
+"""Native data ops behind the pretext tasks (implemented in Rust, see ``selfsup._native``)."""
+
+from selfsup._native import get_num_threads, set_num_threads
+from selfsup.ops.geometry import (
+    Jigsaw,
+    PatchGrid,
+    RelativePair,
+    Rotated,
+    jigsaw,
+    jigsaw_permutations,
+    patch_grid,
+    relative_patches,
+    rotations,
+    standardize_tiles,
+)
+
+__all__ = [
+    "Jigsaw",
+    "PatchGrid",
+    "RelativePair",
+    "Rotated",
+    "get_num_threads",
+    "jigsaw",
+    "jigsaw_permutations",
+    "patch_grid",
+    "relative_patches",
+    "rotations",
+    "set_num_threads",
+    "standardize_tiles",
+]

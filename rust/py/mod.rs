@@ -1,0 +1,20 @@
+//! Thin pyo3 wrappers around `selfsup_ops`.
+
+use pyo3::prelude::*;
+
+mod arrays;
+mod batch;
+mod color;
+mod corrupt;
+mod masks;
+mod patches;
+mod runtime;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    runtime::register(m)?;
+    patches::register(m)?;
+    color::register(m)?;
+    masks::register(m)?;
+    corrupt::register(m)?;
+    Ok(())
+}
