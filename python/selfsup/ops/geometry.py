@@ -182,7 +182,7 @@ def jigsaw(
         as_int64(labels, "labels"), as_int64(positions, "positions"),
     )
     if standardize:
-        tiles = _native.standardize_tiles(tiles)
+        return Jigsaw(_native.standardize_tiles(tiles), labs, pos)
     return Jigsaw(tiles, labs, pos)
 
 

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Set-up and the two main jobs on a fresh machine:
+#   bash dev.sh demo   build + install everything into .venv, then run the demo on embedded data
+#   bash dev.sh test   build + install everything into .venv, then run every test suite
+# The virtual environment lives in $SELFSUP_VENV (default .venv); pip's cache makes re-runs quick.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${SELFSUP_VENV:-.venv}
+PY=python3
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+need_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v cargo >/dev/null 2>&1 || { echo "dev.sh: a Rust toolchain (cargo) is required" >&2; exit 1; }
+}
+
+setup() {
+    need_rust
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating $VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    export PATH="$PWD/$VENV/bin:$PATH"
+    log "installing build tools"
+    python -m pip install -q --upgrade pip
+    python -m pip install -q "maturin>=1.9,<2" "ziglang>=0.11"
+    log "building the abi3 manylinux2014 wheel (release)"
+    rm -rf dist && mkdir -p dist
+    maturin build --release --zig --compatibility manylinux2014 -o dist
+    python -m pip wheel -q --no-deps -w dist ./kernels
+    log "installing selfsup, selfsup-kernels and test tools"
+    local wheel
+    wheel=$(ls dist/selfsup-*.whl | grep -v kernels)
+    python -m pip install -q --force-reinstall --no-deps dist/selfsup_kernels-*.whl "$wheel"
+    python -m pip install -q dist/selfsup_kernels-*.whl "$wheel[test]"
+}
+
+run_tests() {
+    log "cargo test (pure-Rust ops, unit + property tests)"
+    cargo test -p selfsup-ops --quiet
+    log "stub check: _native.pyi against the compiled module"
+    python -m mypy.stubtest selfsup._native
+    log "mypy --strict"
+    python -m mypy
+    log "pytest"
+    set +e
+    SELFSUP_WHEEL_DIR="$PWD/dist" python -m pytest -q "$@"
+    local status=$?
+    set -e
+    if [ "$status" -eq 5 ]; then
+        echo "dev.sh: pytest collected no tests; that is a failure" >&2
+    fi
+    return "$status"
+}
+
+case "${1:-}" in
+    demo)
+        shift
+        setup
+        log "selfsup show-pretext"
+        selfsup show-pretext --out runs/pretext.png "$@"
+        ;;
+    test)
+        shift
+        setup
+        run_tests "$@"
+        ;;
+    *)
+        echo "usage: bash dev.sh demo|test [args...]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,60 @@
+"""Type stubs of the native extension ``selfsup._native`` (checked against it by mypy's stubtest).
+
+The public, documented API is :mod:`selfsup.ops`; these are the raw entry points it calls.
+"""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+_U8 = npt.NDArray[np.uint8]
+_I64 = npt.NDArray[np.int64]
+_F32 = npt.NDArray[np.float32]
+
+def get_num_threads() -> int: ...
+def set_num_threads(threads: int) -> None: ...
+def patch_grid(
+    images: Any,
+    grid: tuple[int, int],
+    cell: int,
+    patch: int,
+    jitter: bool,
+    seed: int,
+    epoch: int,
+    indices: Any = None,
+    positions: Any = None,
+) -> tuple[_U8, _I64]: ...
+def jigsaw_permutations(count: int, tiles: int, seed: int, criterion: str) -> _I64: ...
+def jigsaw(
+    images: Any,
+    permutations: Any,
+    grid: tuple[int, int],
+    cell: int,
+    patch: int,
+    jitter: bool,
+    channel_jitter: int,
+    seed: int,
+    epoch: int,
+    indices: Any = None,
+    labels: Any = None,
+    positions: Any = None,
+) -> tuple[_U8, _I64, _I64]: ...
+def standardize_tiles(tiles: Any) -> _F32: ...
+def relative_patches(
+    images: Any,
+    patch: int,
+    gap: int,
+    jitter: int,
+    drop_colors: bool,
+    seed: int,
+    epoch: int,
+    indices: Any = None,
+    labels: Any = None,
+    positions: Any = None,
+) -> tuple[_U8, _I64, _I64]: ...
+def rotations(
+    images: Any, mode: str, seed: int, epoch: int, indices: Any = None, k: Any = None
+) -> tuple[_U8, _I64]: ...

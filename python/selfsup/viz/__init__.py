@@ -1,0 +1,1 @@
+"""Pictures of what the pretext tasks and models see."""

@@ -1,0 +1,82 @@
+"""``selfsup show-pretext``: one PNG of what each pretext task sees on the sample photos."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+import selfsup.ops as ops
+from selfsup.data import sample_photos
+from selfsup.viz.canvas import Row, draw_boxes, mosaic, render
+
+Photo = npt.NDArray[np.uint8]
+
+
+def centre_square(photo: Photo, side: int) -> Photo:
+    h, w = photo.shape[:2]
+    if min(h, w) < side:
+        raise ValueError(f"photo of {h}x{w} is smaller than {side}")
+    y, x = (h - side) // 2, (w - side) // 2
+    return np.ascontiguousarray(photo[y : y + side, x : x + side])
+
+
+def jigsaw_row(photo: Photo, seed: int) -> Row:
+    image = centre_square(photo, 255)[None]
+    perms = ops.jigsaw_permutations(100)
+    puzzle = ops.jigsaw(image, perms, seed=seed)
+    label = int(puzzle.labels[0])
+    perm = perms[label]
+    boxes = [(int(y), int(x), 64, 64, "yellow") for y, x in puzzle.positions[0]]
+    row = Row("jigsaw (3x3, 100 perms)")
+    row.add(draw_boxes(image[0], boxes), "255 crop, 64-px tiles")
+    row.add(mosaic(puzzle.tiles[0], 3, 3), f"shuffled: perm #{label}")
+    row.add(mosaic(puzzle.tiles[0][np.argsort(perm)], 3, 3), "solved (inverse perm)")
+    row.add(np.zeros((1, 1, 3), np.uint8) + 255, " ".join(map(str, perm)))
+    return row
+
+
+def relative_row(photo: Photo, seed: int) -> Row:
+    image = centre_square(photo, 400)[None]
+    pair = ops.relative_patches(image, seed=seed)
+    dropped = ops.relative_patches(image, drop_colors=True, seed=seed)
+    (cy, cx), (ny, nx) = pair.positions[0]
+    row = Row("relative position")
+    row.add(draw_boxes(image[0], [(int(cy), int(cx), 96, 96, "lime"), (int(ny), int(nx), 96, 96, "red")]), "centre / neighbour")
+    row.add(pair.centre[0], "centre")
+    row.add(pair.neighbour[0], f"neighbour: label {int(pair.labels[0])}")
+    row.add(dropped.centre[0], "colour dropped")
+    row.add(dropped.neighbour[0], "colour dropped")
+    return row
+
+
+def rotation_row(photo: Photo, seed: int) -> Row:
+    image = centre_square(photo, 256)[None]
+    rotated = ops.rotations(image, mode="all")
+    row = Row("rotation")
+    for img, k in zip(rotated.images, rotated.labels):
+        row.add(img, f"k={int(k)} ({90 * int(k)} deg ccw)")
+    return row
+
+
+ROWS: list[tuple[str, Callable[[Photo, int], Row]]] = [
+    ("jigsaw", jigsaw_row),
+    ("relative patches", relative_row),
+    ("rotations", rotation_row),
+]
+
+
+def show_pretext(out: Path, *, seed: int = 0, photo: str = "astronaut", progress: bool = True) -> Path:
+    """Renders every pretext task's inputs and targets for one sample photo into ``out`` (PNG)."""
+    (image,) = sample_photos((photo,))
+    rows = []
+    for step, (name, make) in enumerate(ROWS, start=1):
+        if progress:
+            print(f"\r[{step}/{len(ROWS)}] {name:<24}", end="", file=sys.stderr, flush=True)
+        rows.append(make(image, seed))
+    if progress:
+        print(f"\r[{len(ROWS)}/{len(ROWS)}] done{' ' * 24}", file=sys.stderr)
+    return render(rows, out)
