@@ -26,6 +26,22 @@ def cmd_show_pretext(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from selfsup import plugins
+
+    registry = plugins.registry()
+    failed = 0
+    for info in registry.plugins.values():
+        status = "ok" if info.error is None else "FAILED"
+        print(f"{info.name}  [{info.source}]  {status}")
+        for item in info.registered:
+            print(f"    {item}")
+        if info.error is not None:
+            failed += 1
+            print(f"    error: {info.error}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfsup", description="Self-supervised learning for computer vision.")
     parser.add_argument("--version", action="version", version=f"selfsup {_version()}")
@@ -42,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--photo", default="astronaut", help="sample photo name (default: astronaut)")
     show.add_argument("--quiet", action="store_true", help="no progress line")
     show.set_defaults(run=cmd_show_pretext)
+
+    listing = commands.add_parser(
+        "plugins",
+        help="list loaded plugins, what each registered, and the errors of those that failed",
+        description="List the built-in and installed plugins (entry-point group 'selfsup'). "
+        "Exit status 1 when a plugin failed to load. SELFSUP_PLUGINS=none|all|name,... selects them.",
+    )
+    listing.set_defaults(run=cmd_plugins)
     return parser
 
 

@@ -73,3 +73,11 @@ def photo_crops(size: int = 256, count: int = 64, *, seed: int = 0, min_scale: f
         crop = Image.fromarray(photo[y : y + side, x : x + side])
         out[i] = np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
     return out
+
+
+from selfsup.hookspecs import Register, hookimpl  # noqa: E402
+
+
+@hookimpl
+def selfsup_register_datasets(register: Register) -> None:
+    register(photo_crops, name="photos")

@@ -1,0 +1,194 @@
+"""Loading plugins: the built-ins first, then every entry point of group ``selfsup``.
+
+Loading is lazy (on first use) and forgiving: a plugin that fails to import, whose hook raises,
+or that registers a name another plugin already owns is recorded with its error, reported with a
+warning (and by ``selfsup plugins``), and everything else still loads. ``SELFSUP_PLUGINS``
+controls third-party loading: unset or ``all`` loads every entry point, ``none`` loads none,
+``a,b`` loads only the entry points named ``a`` and ``b``. Built-ins always load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pluggy
+
+from selfsup import hookspecs
+
+Kind = Literal["methods", "pretext_tasks", "backbones", "datasets"]
+KINDS: tuple[Kind, ...] = ("methods", "pretext_tasks", "backbones", "datasets")
+ENTRY_POINT_GROUP = "selfsup"
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "selfsup.pretext.rotation",
+    "selfsup.pretext.jigsaw",
+    "selfsup.pretext.relative",
+    "selfsup.data.embedded",
+)
+"""Modules of the built-in plugins, registered exactly like third-party ones."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded or registered; the others were."""
+
+
+class UnknownNameError(ValueError):
+    """A name that no loaded plugin registered."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: Kind
+    name: str
+    obj: Any
+    plugin: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    source: str
+    """``builtin`` or the distribution that provides the entry point."""
+    error: str | None = None
+    registered: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Registry:
+    """What the loaded plugins registered, by kind and name (aliases included)."""
+
+    entries: dict[Kind, dict[str, Registration]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+
+    def get(self, kind: Kind, name: str) -> Any:
+        """The object registered as ``name`` (or alias). Raises :class:`UnknownNameError`."""
+        entry = self.entries[kind].get(name)
+        if entry is None:
+            known = ", ".join(self.names(kind)) or "none"
+            singular = kind.rstrip("s").replace("_", " ")
+            raise UnknownNameError(f"unknown {singular} {name!r}; registered: {known}")
+        return entry.obj
+
+    def names(self, kind: Kind) -> list[str]:
+        """Primary names of ``kind``, sorted (aliases left out)."""
+        return sorted({e.name for e in self.entries[kind].values()})
+
+    def registrations(self, kind: Kind) -> list[Registration]:
+        unique = {e.name: e for e in self.entries[kind].values()}
+        return [unique[n] for n in sorted(unique)]
+
+    def add_batch(self, plugin: str, batch: list[Registration]) -> None:
+        """Commits one hook call's registrations, all or nothing."""
+        staged: dict[tuple[Kind, str], Registration] = {}
+        for entry in batch:
+            for key in (entry.name, *entry.aliases):
+                owner = self.entries[entry.kind].get(key) or staged.get((entry.kind, key))
+                if owner is not None:
+                    raise ValueError(
+                        f"{entry.kind.rstrip('s').replace('_', ' ')} name {key!r} of plugin {plugin!r} "
+                        f"clashes with the one registered by plugin {owner.plugin!r}"
+                    )
+                staged[(entry.kind, key)] = entry
+        for (kind, key), entry in staged.items():
+            self.entries[kind][key] = entry
+        self.plugins[plugin].registered.extend(f"{e.kind}:{e.name}" for e in batch)
+
+
+def make_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager("selfsup")
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+def selected_entry_points() -> list[importlib.metadata.EntryPoint]:
+    setting = os.environ.get("SELFSUP_PLUGINS", "all").strip()
+    points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    if setting in ("", "all"):
+        return points
+    if setting == "none":
+        return []
+    wanted = {name.strip() for name in setting.split(",") if name.strip()}
+    return [ep for ep in points if ep.name in wanted]
+
+
+def _fail(registry: Registry, plugin: str, error: str) -> None:
+    registry.plugins[plugin].error = error
+    warnings.warn(f"selfsup plugin {plugin!r} was not loaded: {error}", PluginWarning, stacklevel=3)
+
+
+def _call_hooks(manager: pluggy.PluginManager, registry: Registry, plugin_name: str) -> None:
+    plugin = manager.get_plugin(plugin_name)
+    for kind in KINDS:
+        hook = getattr(manager.hook, f"selfsup_register_{kind}")
+        for impl in hook.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            batch: list[Registration] = []
+
+            def register(obj: Any, name: str | None = None, aliases: tuple[str, ...] = (), *, _kind: Kind = kind) -> None:
+                key = name if name is not None else getattr(obj, "name", None)
+                if not isinstance(key, str) or not key:
+                    raise ValueError(f"register: {obj!r} has no name; pass name=")
+                batch.append(Registration(_kind, key, obj, plugin_name, tuple(aliases)))
+
+            impl.function(register=register)
+            registry.add_batch(plugin_name, batch)
+
+
+def load_registry() -> Registry:
+    """Loads built-ins and entry points into a fresh :class:`Registry` (uncached)."""
+    manager = make_manager()
+    registry = Registry()
+    candidates: list[tuple[str, str, Any]] = [("builtin", m, None) for m in BUILTIN_PLUGINS]
+    candidates += [(_distribution(ep), ep.name, ep) for ep in selected_entry_points()]
+    for source, name, entry_point in candidates:
+        if name in registry.plugins:
+            registry.plugins[f"{name} ({source})"] = PluginInfo(name, source)
+            _fail(registry, f"{name} ({source})", f"a plugin named {name!r} is already loaded")
+            continue
+        registry.plugins[name] = PluginInfo(name, source)
+        try:
+            module = importlib.import_module(name) if entry_point is None else entry_point.load()
+            manager.register(module, name=name)
+            _call_hooks(manager, registry, name)
+        except Exception as error:  # a broken plugin must not take the host down
+            _fail(registry, name, f"{type(error).__name__}: {error}")
+    return registry
+
+
+def _distribution(entry_point: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(entry_point, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "entry point"
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = load_registry()
+        return _registry
+
+
+def reload() -> Registry:
+    """Forgets the loaded registry and loads again (after installing a plugin, in tests)."""
+    global _registry
+    with _lock:
+        _registry = None
+    return registry()
+
+
+def get(kind: Kind, name: str) -> Any:
+    """Shorthand for ``registry().get(kind, name)``."""
+    return registry().get(kind, name)
