@@ -30,6 +30,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.pretext.jigsaw",
     "selfsup.pretext.relative",
     "selfsup.data.embedded",
+    "selfsup.data.digits",
+    "selfsup.models.backbones",
+    "selfsup.methods.rotnet",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

@@ -1,0 +1,5 @@
+"""Training methods, one module each, registered through ``selfsup_register_methods``."""
+
+from selfsup.methods.base import Method, images_to_tensor
+
+__all__ = ["Method", "images_to_tensor"]

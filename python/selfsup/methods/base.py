@@ -1,0 +1,58 @@
+"""The interface of a training method."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+CHANNEL_MEAN = (0.5, 0.5, 0.5)
+CHANNEL_STD = (0.25, 0.25, 0.25)
+
+
+def images_to_tensor(images: npt.NDArray[Any], device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 ``(N, H, W, C)`` (or float tiles) → float32 ``(N, C, H, W)``; uint8 is scaled to [0, 1]
+    and standardised with ``CHANNEL_MEAN``/``CHANNEL_STD``; float input is taken as already standardised."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    tensor = tensor.movedim(-1, -3)
+    if tensor.dtype == torch.uint8:
+        channels = tensor.shape[-3]
+        mean = torch.tensor(CHANNEL_MEAN[:channels], device=tensor.device).view(-1, 1, 1)
+        std = torch.tensor(CHANNEL_STD[:channels], device=tensor.device).view(-1, 1, 1)
+        return (tensor.float() / 255.0 - mean) / std
+    return tensor.float().contiguous()
+
+
+class Method(nn.Module):
+    """A self-supervised method: a backbone plus whatever heads and state its objective needs.
+
+    Subclasses set ``name`` and ``views`` (the inputs :meth:`make_batch` produces), and implement
+    :meth:`make_batch` (the data side, through the native ops) and :meth:`training_step`.
+    ``on_step_end`` is called after every optimizer step (momentum encoders, queues, schedules).
+    """
+
+    name: ClassVar[str]
+    views: ClassVar[tuple[str, ...]]
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        out_dim = getattr(backbone, "out_dim", None)
+        if not isinstance(out_dim, int):
+            raise ValueError("backbone: expected an nn.Module with an integer out_dim attribute")
+        self.backbone = backbone
+        self.feature_dim = out_dim
+
+    def make_batch(
+        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} must implement make_batch")
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} must implement training_step")
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        """Called after each optimizer step; nothing to do by default."""
+        return None

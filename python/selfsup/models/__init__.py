@@ -1,0 +1,6 @@
+"""Backbones (feature extractors with an ``out_dim``) and heads."""
+
+from selfsup.models.backbones import SmallResNet, resnet18, resnet50, small_resnet, vit
+from selfsup.models.heads import LinearHead, ProjectionHead
+
+__all__ = ["LinearHead", "ProjectionHead", "SmallResNet", "resnet18", "resnet50", "small_resnet", "vit"]
