@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up and the two main jobs on a fresh machine:
 #   bash dev.sh demo   build + install everything into .venv, then run the demo on embedded data
+#                      (pretrain on the digits, probe against random init; runs/demo/)
 #   bash dev.sh test   build + install everything into .venv, then run every test suite
 # The virtual environment lives in $SELFSUP_VENV (default .venv); pip's cache makes re-runs quick.
 set -euo pipefail
@@ -61,8 +62,8 @@ case "${1:-}" in
     demo)
         shift
         setup
-        log "selfsup show-pretext"
-        selfsup show-pretext --out runs/pretext.png "$@"
+        log "selfsup demo"
+        selfsup demo --out runs/demo "$@"
         ;;
     test)
         shift

@@ -1,4 +1,8 @@
-"""The ``selfsup`` command line."""
+"""The ``selfsup`` command line (also ``python -m selfsup``).
+
+Every command has ``--help``. Bad option values, unknown names and unreadable inputs end with a
+one-line error and exit status 2, before anything is written.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,31 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 class UsageError(Exception):
     """A bad option value: reported in one line, exit code 2."""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
 
 
 def cmd_show_pretext(args: argparse.Namespace) -> int:
@@ -23,6 +48,119 @@ def cmd_show_pretext(args: argparse.Namespace) -> int:
         raise UsageError(f"--out: expected a .png path, got {args.out!r}")
     path = show_pretext(out, seed=args.seed, photo=args.photo, progress=not args.quiet)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from selfsup.demo import format_table, run_demo
+    from selfsup.viz.pretext import show_pretext
+
+    out = Path(args.out)
+    show_pretext(out / "pretext.png", progress=not args.quiet)
+    report = run_demo(out, progress=not args.quiet)
+    print(format_table(report["results"]))
+    print(f"wrote {out / 'report.json'}, {out / 'probe.png'} and {out / 'pretext.png'}")
+    return 0
+
+
+def _dataset(name: str) -> Any:
+    from selfsup import plugins
+
+    try:
+        factory = plugins.get("datasets", name)
+    except plugins.UnknownNameError as error:
+        raise UsageError(f"--data: {error}") from None
+    data = factory()
+    return getattr(data, "images", data)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from selfsup import plugins
+    from selfsup.train import TrainConfig, Trainer
+
+    try:
+        method_cls = plugins.get("methods", args.method)
+        backbone_factory = plugins.get("backbones", args.backbone)
+    except plugins.UnknownNameError as error:
+        raise UsageError(str(error)) from None
+    config = TrainConfig(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
+        schedule=args.schedule, warmup_steps=args.warmup_steps if args.warmup_steps is not None else min(10, args.steps // 10), accumulate=args.accumulate, amp=args.amp, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, progress=not args.quiet,
+    )
+    try:
+        config.validate()
+    except ValueError as error:
+        raise UsageError(f"--{str(error).split(':')[0].replace('_', '-')}: {str(error).split(': ', 1)[1]}") from None
+    images = _dataset(args.data)
+    torch.manual_seed(args.seed)
+    backbone_options = {"width": args.width} if args.backbone == "small_resnet" else {}
+    method = method_cls(backbone_factory(**backbone_options))
+    metadata = {"backbone": {"name": args.backbone, "options": backbone_options}, "data": args.data}
+    trainer = Trainer(method, images, config, Path(args.out), metadata=metadata)
+    if args.resume and trainer.resume():
+        print(f"resumed from step {trainer.step}", file=sys.stderr)
+    trainer.fit()
+    print(f"wrote {trainer.checkpoint_path}")
+    return 0
+
+
+def _load_backbone(checkpoint: str) -> tuple[Any, dict[str, Any]]:
+    import torch
+
+    from selfsup import plugins
+    from selfsup.train import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    spec = state.get("metadata", {}).get("backbone")
+    if spec is None:
+        raise UsageError(f"--checkpoint: {checkpoint} does not say which backbone it trained")
+    backbone = plugins.get("backbones", spec["name"])(**spec["options"])
+    weights = {k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")}
+    backbone.load_state_dict(weights)
+    assert isinstance(backbone, torch.nn.Module)
+    return backbone, state
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from selfsup.train import save_checkpoint
+
+    backbone, _ = _load_backbone(args.checkpoint)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"--out: {out} exists; pass --force to overwrite")
+    save_checkpoint(backbone.state_dict(), out)
+    print(f"wrote {out} ({sum(t.numel() for t in backbone.state_dict().values() if isinstance(t, torch.Tensor))} values)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from selfsup.data import load_digits
+    from selfsup.demo import format_table
+    from selfsup.eval.protocol import extract_features, probe_table
+
+    backbone, _ = _load_backbone(args.checkpoint)
+    data = load_digits()
+    table = probe_table(
+        extract_features(backbone, data.train.images), data.train.labels, extract_features(backbone, data.test.images), data.test.labels
+    )
+    print(format_table({Path(args.checkpoint).name: table}))
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from selfsup import plugins
+
+    registry = plugins.registry()
+    for kind in ("methods", "pretext_tasks", "backbones", "datasets"):
+        print(f"{kind}:")
+        for entry in registry.registrations(kind):  # type: ignore[arg-type]
+            aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
+            print(f"  {entry.name}{aliases}  [{entry.plugin}]")
     return 0
 
 
@@ -47,17 +185,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"selfsup {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    demo = commands.add_parser(
+        "demo",
+        help="pretrain on the embedded digits and probe against random init (a few minutes on a CPU)",
+        description="Pretrain RotNet on the embedded scikit-learn digits, then fit the same linear probe on "
+        "1, 5, 10 and all labels per class (3 seeds) for the pretrained and the random-init backbone; "
+        "print the table and write report.json, probe.png and pretext.png.",
+    )
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    demo.set_defaults(run=cmd_demo)
+
     show = commands.add_parser(
         "show-pretext",
         help="render what each pretext task sees on a sample photo into one PNG",
-        description="Render the inputs and targets of every pretext task (jigsaw, relative patches, "
-        "rotations, colour, inpainting masks, corruptions) for a scikit-image sample photo.",
+        description="Render the inputs and targets of every pretext task for a scikit-image sample photo.",
     )
     show.add_argument("--out", default="runs/pretext.png", help="PNG file to write (default: runs/pretext.png)")
     show.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     show.add_argument("--photo", default="astronaut", help="sample photo name (default: astronaut)")
     show.add_argument("--quiet", action="store_true", help="no progress line")
     show.set_defaults(run=cmd_show_pretext)
+
+    train = commands.add_parser("train", help="pretrain a method on a dataset", description="Pretrain a registered method.")
+    train.add_argument("--method", required=True, help="method name (see `selfsup methods`)")
+    train.add_argument("--data", default="digits", help="registered dataset name (default: digits)")
+    train.add_argument("--backbone", default="small_resnet", help="registered backbone (default: small_resnet)")
+    train.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")
+    train.add_argument("--out", default="runs/train", help="run folder for checkpoint.pt and metrics.jsonl")
+    train.add_argument("--steps", type=_positive, default=300)
+    train.add_argument("--batch-size", type=_positive, default=64)
+    train.add_argument("--lr", type=_positive_float, default=0.05)
+    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--optimizer", choices=["sgd", "adamw", "lars"], default="sgd")
+    train.add_argument("--schedule", choices=["cosine", "onecycle"], default="cosine")
+    train.add_argument("--warmup-steps", type=int, default=None, help="default: a tenth of --steps, at most 10")
+    train.add_argument("--accumulate", type=_positive, default=1)
+    train.add_argument("--amp", choices=["none", "bf16"], default="none")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint-every", type=_positive, default=50)
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="probe a checkpoint's backbone on the digits", description="Linear probe and kNN.")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.set_defaults(run=cmd_eval)
+
+    export = commands.add_parser("export", help="write a checkpoint's backbone state_dict", description="Export the backbone.")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--out", required=True, help="file to write")
+    export.add_argument("--force", action="store_true", help="overwrite --out")
+    export.set_defaults(run=cmd_export)
+
+    methods = commands.add_parser("methods", help="list registered methods, pretext tasks, backbones and datasets")
+    methods.set_defaults(run=cmd_methods)
 
     listing = commands.add_parser(
         "plugins",
@@ -80,10 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except UsageError as error:
-        print(f"selfsup {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, OSError) as error:
+    except (UsageError, ValueError, TypeError, OSError) as error:
         print(f"selfsup {args.command}: error: {error}", file=sys.stderr)
         return 2
 

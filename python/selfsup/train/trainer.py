@@ -65,7 +65,14 @@ class Trainer:
     """Trains ``method`` on uint8 ``images (N, H, W, C)``, writing into ``out_dir``:
     ``checkpoint.pt`` (atomic) and ``metrics.jsonl``."""
 
-    def __init__(self, method: Method, images: npt.NDArray[np.uint8], config: TrainConfig, out_dir: str | Path) -> None:
+    def __init__(
+        self,
+        method: Method,
+        images: npt.NDArray[np.uint8],
+        config: TrainConfig,
+        out_dir: str | Path,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         config.validate()
         if images.ndim != 4 or images.dtype != np.uint8 or len(images) == 0:
             raise ValueError(f"images: expected a non-empty uint8 (N, H, W, C) array, got {images.dtype} {images.shape}")
@@ -73,6 +80,8 @@ class Trainer:
         self.images = images
         self.config = config
         self.out_dir = Path(out_dir)
+        self.metadata = dict(metadata or {})
+        """Saved with every checkpoint (e.g. the backbone's name and options, for ``export``)."""
         self.optimizer = build_optimizer(method, config.optimizer, config.lr, config.weight_decay)
         self.scheduler = self._scheduler()
         self.step = 0
@@ -109,6 +118,7 @@ class Trainer:
             "config": asdict(self.config),
             "method": self.method.name,
             "torch_rng": torch.get_rng_state(),
+            "metadata": self.metadata,
         }
 
     def resume(self, path: str | Path | None = None) -> bool:

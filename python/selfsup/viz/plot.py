@@ -1,0 +1,51 @@
+"""A line chart of accuracy vs labels per class, drawn with Pillow (no plotting dependency)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+
+def accuracy_plot(series: dict[str, dict[str, float]], path: Path, title: str = "held-out linear probe") -> Path:
+    """``series[name][shot] = accuracy`` for shots like "1", "5", "10", "all" (evenly spaced)."""
+    width, height, left, right, top, bottom = 640, 420, 60, 170, 40, 50
+    image = Image.new("RGB", (width, height), "white")
+    pen = ImageDraw.Draw(image)
+    shots = list(next(iter(series.values())).keys())
+    values = [v for s in series.values() for v in s.values()]
+    lo = max(0.0, min(values) - 0.05)
+    hi = min(1.0, max(values) + 0.02)
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = left + (plot_w * i / max(1, len(shots) - 1))
+        y = top + plot_h * (1 - (v - lo) / max(hi - lo, 1e-9))
+        return x, y
+
+    pen.rectangle([left, top, left + plot_w, top + plot_h], outline="black")
+    for k in range(6):
+        v = lo + (hi - lo) * k / 5
+        _, y = xy(0, v)
+        pen.line([left - 4, y, left, y], fill="black")
+        pen.text((8, y - 6), f"{v:.2f}", fill="black")
+    for i, shot in enumerate(shots):
+        x, _ = xy(i, lo)
+        pen.text((x - 8, top + plot_h + 8), shot, fill="black")
+    pen.text((left + plot_w // 2 - 50, height - 22), "labels per class", fill="black")
+    pen.text((left, 12), title, fill="black")
+    for n, (name, points) in enumerate(series.items()):
+        colour = COLOURS[n % len(COLOURS)]
+        coords = [xy(i, points[s]) for i, s in enumerate(shots)]
+        pen.line(coords, fill=colour, width=3)
+        for x, y in coords:
+            pen.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
+        pen.line([width - right + 15, top + 20 * n + 8, width - right + 40, top + 20 * n + 8], fill=colour, width=3)
+        pen.text((width - right + 45, top + 20 * n + 2), name, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(path)
+    return path

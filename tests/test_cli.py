@@ -1,0 +1,84 @@
+"""The command line: train → export → eval, one-line errors with exit status 2, show-pretext."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+def selfsup(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "selfsup", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def test_train_export_eval(tmp_path: Path):
+    run = tmp_path / "run"
+    result = selfsup("train", "--method", "rotnet", "--steps", "4", "--batch-size", "16", "--width", "4", "--out", str(run), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (run / "checkpoint.pt").exists() and len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    resumed = selfsup("train", "--method", "rotnet", "--steps", "6", "--batch-size", "16", "--width", "4", "--out", str(run), "--resume", "--quiet")
+    assert resumed.returncode == 0 and "resumed from step 4" in resumed.stderr
+    export = selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "backbone.pt"))
+    assert export.returncode == 0, export.stderr
+    from selfsup.models import small_resnet
+
+    backbone = small_resnet(width=4)
+    backbone.load_state_dict(torch.load(tmp_path / "backbone.pt"))
+    state = torch.load(run / "checkpoint.pt", weights_only=False)["model"]
+    torch.testing.assert_close(backbone.stem[0].weight, state["backbone.stem.0.weight"])
+    again = selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "backbone.pt"))
+    assert again.returncode == 2 and "--force" in again.stderr
+    evaluate = selfsup("eval", "--checkpoint", str(run / "checkpoint.pt"))
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert "kNN all" in evaluate.stdout
+
+
+def test_export_loads_into_torchvision(tmp_path: Path):
+    torchvision = pytest.importorskip("torchvision")
+    run = tmp_path / "run"
+    result = selfsup("train", "--method", "rotnet", "--backbone", "resnet18", "--steps", "1", "--batch-size", "4", "--out", str(run), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "r18.pt")).returncode == 0
+    model = torchvision.models.resnet18(weights=None)
+    missing, unexpected = model.load_state_dict(torch.load(tmp_path / "r18.pt"), strict=False)
+    assert set(missing) == {"fc.weight", "fc.bias"} and unexpected == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--method", "nope"], "unknown method 'nope'"),
+        (["train", "--method", "rotnet", "--data", "nowhere"], "--data: unknown dataset 'nowhere'"),
+        (["train", "--method", "rotnet", "--steps", "0"], "--steps: expected a positive integer"),
+        (["train", "--method", "rotnet", "--lr", "-1"], "--lr: expected a positive number"),
+        (["eval", "--checkpoint", "/nonexistent/c.pt"], "checkpoint: no file at /nonexistent/c.pt"),
+        (["show-pretext", "--out", "x.jpg"], "--out: expected a .png path"),
+        (["show-pretext", "--photo", "moon"], "--photo: unknown photo 'moon'"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str):
+    result = selfsup(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_show_pretext_writes_a_png(tmp_path: Path):
+    out = tmp_path / "sheet.png"
+    result = selfsup("show-pretext", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    image = np.asarray(Image.open(out))
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
+    assert image.std() > 20  # not blank
+
+
+def test_methods_lists_builtins():
+    result = selfsup("methods")
+    assert result.returncode == 0
+    assert "rotnet (aliases: rotation)  [selfsup.methods.rotnet]" in result.stdout
+    assert "small_resnet" in result.stdout and "digits" in result.stdout
