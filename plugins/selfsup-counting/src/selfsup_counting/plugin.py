@@ -1,0 +1,15 @@
+"""The entry point: registers the task and the method through selfsup's hooks."""
+
+from selfsup.hookspecs import Register, hookimpl
+from selfsup_counting.method import Counting
+from selfsup_counting.task import CountingTiles
+
+
+@hookimpl
+def selfsup_register_methods(register: Register) -> None:
+    register(Counting)
+
+
+@hookimpl
+def selfsup_register_pretext_tasks(register: Register) -> None:
+    register(CountingTiles)
