@@ -53,6 +53,10 @@ class Method(nn.Module):
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement training_step")
 
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``training_step``, so ``DistributedDataParallel(method)(batch)`` synchronises gradients."""
+        return self.training_step(batch)
+
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step; nothing to do by default."""
         return None

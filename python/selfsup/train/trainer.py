@@ -23,6 +23,7 @@ import torch
 
 from selfsup.methods.base import Method
 from selfsup.train.checkpoint import load_checkpoint, save_checkpoint
+from selfsup.train.distributed import init_from_env, rank_and_world, shard
 from selfsup.train.optim import build_optimizer
 from selfsup.train.schedules import warmup_cosine
 
@@ -77,6 +78,11 @@ class Trainer:
         if images.ndim != 4 or images.dtype != np.uint8 or len(images) == 0:
             raise ValueError(f"images: expected a non-empty uint8 (N, H, W, C) array, got {images.dtype} {images.shape}")
         self.method = method.to(config.device)
+        self.distributed = init_from_env()
+        self.rank, self.world = rank_and_world()
+        self.model: torch.nn.Module = (
+            torch.nn.parallel.DistributedDataParallel(self.method) if self.distributed else self.method
+        )
         self.images = images
         self.config = config
         self.out_dir = Path(out_dir)
@@ -136,8 +142,12 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         return True
 
-    def save(self) -> Path:
-        return save_checkpoint(self.state_dict(), self.checkpoint_path)
+    def save(self) -> Path | None:
+        """Rank 0 writes; the other ranks wait for it so no rank runs ahead of a checkpoint."""
+        path = save_checkpoint(self.state_dict(), self.checkpoint_path) if self.rank == 0 else None
+        if self.distributed:
+            torch.distributed.barrier()
+        return path
 
     def fit(self) -> list[dict[str, float]]:
         """Runs until ``config.steps`` optimizer steps; returns the logged metrics."""
@@ -146,14 +156,16 @@ class Trainer:
         log: list[dict[str, float]] = []
         self.method.train()
         start, seen = time.perf_counter(), 0
-        with open(self.out_dir / "metrics.jsonl", "a") as metrics_file:
+        metrics_name = "metrics.jsonl" if self.rank == 0 else f"metrics.rank{self.rank}.jsonl"
+        with open(self.out_dir / metrics_name, "a") as metrics_file:
             while self.step < c.steps:
                 totals: dict[str, float] = {}
                 for _ in range(c.accumulate):
                     epoch, indices = self.batch_indices(self.micro)
+                    indices = shard(indices, self.rank, self.world)
                     batch = self.method.make_batch(self.images[indices], seed=c.seed, epoch=epoch, indices=indices, device=c.device)
                     with torch.autocast(device_type=torch.device(c.device).type, dtype=torch.bfloat16, enabled=c.amp == "bf16"):
-                        out = self.method.training_step(batch)
+                        out = self.model(batch)
                     loss = out["loss"]
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"loss became {loss.item()} at step {self.step}")
@@ -174,7 +186,7 @@ class Trainer:
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                     log.append(record)
-                    if c.progress:
+                    if c.progress and self.rank == 0:
                         bar = "#" * int(20 * self.step / c.steps)
                         print(
                             f"\r{self.method.name} [{bar:<20}] {self.step}/{c.steps} loss {totals['loss']:.4f} "
@@ -182,7 +194,7 @@ class Trainer:
                         )
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
                     self.save()
-        if c.progress:
+        if c.progress and self.rank == 0:
             print(file=sys.stderr)
         return log
 

@@ -1,0 +1,41 @@
+"""Distributed data parallel through ``torchrun`` (the distributed engine; nothing home-made).
+
+``torchrun --nproc-per-node K -m selfsup train ...`` sets ``RANK``/``WORLD_SIZE``; the trainer then
+joins the process group, wraps the method in ``DistributedDataParallel`` and feeds each rank its
+shard ``indices[rank::world]`` of the same global batch, so gradients (averaged by DDP) equal those
+of one process on the global batch for methods whose loss is a mean over samples and that hold no
+batch statistics (BatchNorm sees per-rank batches; convert it with ``SyncBatchNorm`` on GPUs).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.distributed as dist
+
+
+def init_from_env(backend: str | None = None) -> bool:
+    """Joins the process group when launched by torchrun (``WORLD_SIZE`` > 1). Returns whether
+    training is distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size() > 1
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+    return True
+
+
+def rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard(indices: npt.NDArray[np.int64], rank: int, world: int) -> npt.NDArray[np.int64]:
+    """This rank's share of a global batch; ranks get equal sizes (the global batch must divide)."""
+    if len(indices) % world:
+        raise ValueError(f"batch_size: a global batch of {len(indices)} does not split over {world} processes")
+    return indices[rank::world]
