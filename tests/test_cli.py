@@ -36,6 +36,9 @@ def test_train_export_eval(tmp_path: Path):
     evaluate = selfsup("eval", "--checkpoint", str(run / "checkpoint.pt"))
     assert evaluate.returncode == 0, evaluate.stderr
     assert "kNN all" in evaluate.stdout
+    tune = selfsup("finetune", "--checkpoint", str(run / "checkpoint.pt"), "--epochs", "1", "--labels-per-class", "1")
+    assert tune.returncode == 0, tune.stderr
+    assert "10 labels, 1 epochs" in tune.stdout and "from scratch" in tune.stdout
 
 
 def test_export_loads_into_torchvision(tmp_path: Path):

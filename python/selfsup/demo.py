@@ -32,7 +32,8 @@ BACKBONE = ("small_resnet", {"width": 16})
 def make_backbone(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     name, options = BACKBONE
-    return plugins.get("backbones", name)(**options)
+    backbone: torch.nn.Module = plugins.get("backbones", name)(**options)
+    return backbone
 
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:
