@@ -33,6 +33,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.data.digits",
     "selfsup.models.backbones",
     "selfsup.methods.rotnet",
+    "selfsup.methods.jigsaw",
+    "selfsup.methods.relative",
+    "selfsup.methods.autoencoder",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

@@ -1,0 +1,66 @@
+"""Jigsaw puzzles with a context-free network (Noroozi & Favaro 2016, "Unsupervised Learning of
+Visual Representations by Solving Jigsaw Puzzles", arXiv:1603.09246).
+
+Each of the T tiles goes through the *same* backbone (shared weights, no cross-tile context until
+the end); the T features are concatenated and an MLP classifies which permutation of the
+maximal-Hamming set shuffled them:
+
+    L = CE(MLP([f(t_{π(1)}), …, f(t_{π(T)})]), index(π))
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup.hookspecs import Register, hookimpl
+from selfsup.methods.base import Method, images_to_tensor
+from selfsup.pretext.jigsaw import Jigsaw
+
+
+class JigsawMethod(Method):
+    """``make_batch``: N images → ``tiles (N·T, C, P, P)`` standardised per tile, ``targets (N,)``.
+    Defaults are the paper's on 255-px crops (3×3 cells of 85 px, 64-px tiles, 100 permutations);
+    for 32-px digits use e.g. ``cell=10, patch=9``.
+
+    Raises:
+        ValueError: fewer than 2 permutations, a grid that does not fit the images (at make_batch).
+    """
+
+    name: ClassVar[str] = "jigsaw"
+    views: ClassVar[tuple[str, ...]] = ("tiles", "targets")
+
+    def __init__(
+        self, backbone: nn.Module, permutations: int = 100, grid: int = 3, cell: int = 85, patch: int = 64, hidden: int = 1024,
+        channel_jitter: int = 0,
+    ) -> None:
+        super().__init__(backbone)
+        if permutations < 2:
+            raise ValueError(f"permutations: expected at least 2, got {permutations}")
+        self.task = Jigsaw(permutations=permutations, grid=grid, cell=cell, patch=patch, channel_jitter=channel_jitter)
+        tiles = grid * grid
+        self.classifier = nn.Sequential(nn.Linear(tiles * self.feature_dim, hidden), nn.ReLU(), nn.Linear(hidden, permutations))
+
+    def make_batch(
+        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
+        out = self.task(images, seed=seed, epoch=epoch, indices=indices)
+        tiles = out.inputs.reshape(-1, *out.inputs.shape[2:])
+        return {"tiles": images_to_tensor(tiles, device), "targets": torch.from_numpy(out.targets).to(device)}
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        n = batch["targets"].shape[0]
+        features = self.backbone(batch["tiles"]).reshape(n, -1)
+        logits = self.classifier(features)
+        loss = F.cross_entropy(logits, batch["targets"])
+        return {"loss": loss, "accuracy": (logits.argmax(1) == batch["targets"]).float().mean().detach()}
+
+
+@hookimpl
+def selfsup_register_methods(register: Register) -> None:
+    register(JigsawMethod, name="jigsaw", aliases=("cfn",))
