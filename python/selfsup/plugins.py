@@ -36,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",
+    "selfsup.methods.bigan",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 
