@@ -36,6 +36,9 @@ def test_train_export_eval(tmp_path: Path):
     evaluate = selfsup("eval", "--checkpoint", str(run / "checkpoint.pt"))
     assert evaluate.returncode == 0, evaluate.stderr
     assert "kNN all" in evaluate.stdout
+    shown = selfsup("show", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "show.png"), "--count", "2")
+    assert shown.returncode == 0, shown.stderr
+    assert np.asarray(Image.open(tmp_path / "show.png")).std() > 10
     tune = selfsup("finetune", "--checkpoint", str(run / "checkpoint.pt"), "--epochs", "1", "--labels-per-class", "1")
     assert tune.returncode == 0, tune.stderr
     assert "10 labels, 1 epochs" in tune.stdout and "from scratch" in tune.stdout
@@ -62,6 +65,8 @@ def test_export_loads_into_torchvision(tmp_path: Path):
         (["eval", "--checkpoint", "/nonexistent/c.pt"], "checkpoint: no file at /nonexistent/c.pt"),
         (["show-pretext", "--out", "x.jpg"], "--out: expected a .png path"),
         (["show-pretext", "--photo", "moon"], "--photo: unknown photo 'moon'"),
+        (["train", "--method", "rotnet", "--option", "bogus=1"], "--option:"),
+        (["train", "--method", "rotnet", "--option", "novalue"], "expected key=value"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str):

@@ -151,3 +151,23 @@ def test_bigan_trains_without_diverging(tmp_path: Path):
     log = train(method("bigan", latent=16), tmp_path, steps=20, lr=2e-4, optimizer="adamw")
     assert all(np.isfinite(r["loss"]) for r in log)
     assert 0.05 < log[-1]["loss_d"] < 5.0
+
+
+@pytest.mark.parametrize(
+    "name, options, rows",
+    [
+        ("rotnet", {}, 3),
+        ("jigsaw", {"permutations": 10, "cell": 10, "patch": 9, "hidden": 16}, 3),
+        ("relative_position", {"patch": 8, "gap": 2, "jitter": 1, "drop_colors": False, "hidden": 16}, 1),
+        ("vae", {"code": 8}, 3),
+        ("autoencoder", {"code": 8}, 2),
+        ("bigan", {"latent": 8}, 3),
+    ],
+)
+def test_every_method_shows_its_predictions(name: str, options: dict, rows: int):
+    m = method(name, **options).eval()
+    with torch.no_grad():
+        shown = m.show(DIGITS[:3], seed=0)
+    assert len(shown) == rows
+    for row in shown:
+        assert row.cells and all(image.dtype == np.uint8 and image.ndim == 3 for image, _ in row.cells)

@@ -58,3 +58,17 @@ def relative_patches(
 def rotations(
     images: Any, mode: str, seed: int, epoch: int, indices: Any = None, k: Any = None
 ) -> tuple[_U8, _I64]: ...
+
+from typing import final  # noqa: E402
+
+_AugmentStep = tuple[str, float | None, bool, list[float]]
+
+@final
+class AugmentPipeline:
+    def __new__(cls, views: list[list[_AugmentStep]]) -> AugmentPipeline: ...
+    @property
+    def n_views(self) -> int: ...
+    def param_names(self, view: int) -> list[str]: ...
+    def __call__(
+        self, images: Any, seed: int, epoch: int, indices: Any = None, params: Any = None
+    ) -> tuple[list[Any], list[npt.NDArray[np.float64]]]: ...

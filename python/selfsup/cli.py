@@ -63,6 +63,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as int, float, true/false, or left a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    value: Any = raw
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    else:
+        for kind in (int, float):
+            try:
+                value = kind(raw)
+                break
+            except ValueError:
+                continue
+    return key.strip().replace("-", "_"), value
+
+
 def _dataset(name: str) -> Any:
     from selfsup import plugins
 
@@ -97,8 +115,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     images = _dataset(args.data)
     torch.manual_seed(args.seed)
     backbone_options = {"width": args.width} if args.backbone == "small_resnet" else {}
-    method = method_cls(backbone_factory(**backbone_options))
-    metadata = {"backbone": {"name": args.backbone, "options": backbone_options}, "data": args.data}
+    method_options = dict(args.option)
+    try:
+        method = method_cls(backbone_factory(**backbone_options), **method_options)
+    except TypeError as error:
+        raise UsageError(f"--option: {error}") from None
+    metadata = {
+        "backbone": {"name": args.backbone, "options": backbone_options},
+        "method_options": method_options,
+        "data": args.data,
+    }
     trainer = Trainer(method, images, config, Path(args.out), metadata=metadata)
     if args.resume and trainer.resume():
         print(f"resumed from step {trainer.step}", file=sys.stderr)
@@ -122,6 +148,27 @@ def _load_backbone(checkpoint: str) -> tuple[Any, dict[str, Any]]:
     backbone.load_state_dict(weights)
     assert isinstance(backbone, torch.nn.Module)
     return backbone, state
+
+
+def _load_method(checkpoint: str) -> Any:
+    from selfsup import plugins
+
+    backbone, state = _load_backbone(checkpoint)
+    method = plugins.get("methods", state["method"])(backbone, **state["metadata"].get("method_options", {}))
+    method.load_state_dict(state["model"])
+    return method
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from selfsup.data import load_digits
+    from selfsup.viz.predictions import show_predictions
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out: expected a .png path, got {args.out!r}")
+    method = _load_method(args.checkpoint)
+    print(f"wrote {show_predictions(method, load_digits().test.images[: args.count], out, seed=args.seed)}")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -253,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--amp", choices=["none", "bf16"], default="none")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint-every", type=_positive, default=50)
+    train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                       help="method option, repeatable (e.g. --option cell=10 --option patch=9)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=cmd_train)
@@ -260,6 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="probe a checkpoint's backbone on the digits", description="Linear probe and kNN.")
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.set_defaults(run=cmd_eval)
+
+    show_cmd = commands.add_parser(
+        "show",
+        help="render what a trained method predicts on held-out digits (rotations, puzzles, reconstructions, samples)",
+        description="Load a checkpoint written by `selfsup train` and render its predictions into one PNG.",
+    )
+    show_cmd.add_argument("--checkpoint", required=True)
+    show_cmd.add_argument("--out", default="runs/show.png")
+    show_cmd.add_argument("--count", type=_positive, default=8, help="images to show (default: 8)")
+    show_cmd.add_argument("--seed", type=int, default=0)
+    show_cmd.set_defaults(run=cmd_show)
 
     export = commands.add_parser("export", help="write a checkpoint's backbone state_dict", description="Export the backbone.")
     export.add_argument("--checkpoint", required=True)

@@ -13,7 +13,7 @@ The backbone is the encoder; a transposed-convolution decoder maps a code back t
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -97,6 +97,28 @@ class Autoencoder(Method):
         rec = (reconstruction - x).pow(2).sum(dim=(1, 2, 3)).mean() / pixels
         kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(dim=1).mean() / pixels
         return {"loss": rec + self.beta * kl, "reconstruction": rec.detach(), "kl": kl.detach()}
+
+    def show(self, images: npt.NDArray[np.uint8], seed: int = 0) -> list[Any]:
+        from selfsup.viz.canvas import Row
+        from selfsup.viz.tensors import to_image
+
+        n = min(8, len(images))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        mu, _ = self.encode(batch.get("noisy", batch["images"]))
+        reconstruction = self.decoder(mu)
+        inputs, outputs = Row(f"{self.name} input"), Row("reconstruction")
+        for i in range(n):
+            inputs.add(to_image(batch.get("noisy", batch["images"])[i]), "noisy" if "noisy" in batch else "")
+            outputs.add(to_image(reconstruction[i]))
+        rows = [inputs, outputs]
+        if self.variant == "variational":
+            generator = torch.Generator().manual_seed(seed)
+            samples = self.decoder(torch.randn(n, mu.shape[1], generator=generator))
+            sampled = Row("samples z ~ N(0, I)")
+            for i in range(n):
+                sampled.add(to_image(samples[i]))
+            rows.append(sampled)
+        return rows
 
 
 class DenoisingAutoencoder(Autoencoder):

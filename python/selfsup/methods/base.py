@@ -60,3 +60,8 @@ class Method(nn.Module):
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step; nothing to do by default."""
         return None
+
+    def show(self, images: npt.NDArray[np.uint8], seed: int = 0) -> list[Any]:
+        """Rows of a contact sheet (:class:`selfsup.viz.canvas.Row`) showing what the model predicts
+        on uint8 ``images``; methods without a visual return an empty list."""
+        return []

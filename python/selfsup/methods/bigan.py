@@ -14,7 +14,7 @@ of D whose parameters are detached).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -89,6 +89,21 @@ class BiGAN(Method):
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         loss_d, loss_eg = self.losses(batch)
         return {"loss": loss_d + loss_eg, "loss_d": loss_d.detach(), "loss_eg": loss_eg.detach()}
+
+    def show(self, images: npt.NDArray[np.uint8], seed: int = 0) -> list[Any]:
+        from selfsup.viz.canvas import Row
+        from selfsup.viz.tensors import to_image
+
+        n = min(8, len(images))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        samples = self.generator(batch["noise"])
+        reconstructions = self.generator(self.encode(batch["images"]))
+        rows = [Row("bigan samples G(z)"), Row("input x"), Row("G(E(x))")]
+        for i in range(n):
+            rows[0].add(to_image(samples[i]))
+            rows[1].add(to_image(batch["images"][i]))
+            rows[2].add(to_image(reconstructions[i]))
+        return rows
 
 
 @hookimpl

@@ -10,7 +10,7 @@ maximal-Hamming set shuffled them:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +59,26 @@ class JigsawMethod(Method):
         logits = self.classifier(features)
         loss = F.cross_entropy(logits, batch["targets"])
         return {"loss": loss, "accuracy": (logits.argmax(1) == batch["targets"]).float().mean().detach()}
+
+    def show(self, images: npt.NDArray[np.uint8], seed: int = 0) -> list[Any]:
+        import selfsup.ops as ops
+        from selfsup.viz.canvas import Row, mosaic
+
+        n = min(4, len(images))
+        task = self.task
+        puzzle = ops.jigsaw(images[:n], task.permutation_set, task.grid, task.cell, task.patch, seed=seed, indices=np.arange(n))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        predicted = self.classifier(self.backbone(batch["tiles"]).reshape(n, -1)).argmax(1).numpy()
+        rows = []
+        g = task.grid
+        for i in range(n):
+            row = Row(f"jigsaw image {i}")
+            row.add(mosaic(puzzle.tiles[i], g, g), f"shuffled, perm #{int(puzzle.labels[i])}")
+            solved = puzzle.tiles[i][np.argsort(task.permutation_set[predicted[i]])]
+            verdict = "ok" if predicted[i] == puzzle.labels[i] else "X"
+            row.add(mosaic(solved, g, g), f"solved with #{int(predicted[i])} {verdict}")
+            rows.append(row)
+        return rows
 
 
 @hookimpl

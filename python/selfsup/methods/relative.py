@@ -9,7 +9,7 @@ the concatenated features predicts which of the 8 positions the neighbour came f
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,20 @@ class RelativePositionMethod(Method):
         logits = self.classifier(self.backbone(batch["pairs"]).reshape(n, -1))
         loss = F.cross_entropy(logits, batch["targets"])
         return {"loss": loss, "accuracy": (logits.argmax(1) == batch["targets"]).float().mean().detach()}
+
+    def show(self, images: npt.NDArray[np.uint8], seed: int = 0) -> list[Any]:
+        from selfsup.viz.canvas import Row
+        from selfsup.viz.tensors import to_image
+
+        n = min(6, len(images))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        predicted = self.classifier(self.backbone(batch["pairs"]).reshape(n, -1)).argmax(1)
+        row = Row("relative position")
+        for i in range(n):
+            true, pred = int(batch["targets"][i]), int(predicted[i])
+            row.add(to_image(batch["pairs"][2 * i]), f"centre {i}")
+            row.add(to_image(batch["pairs"][2 * i + 1]), f"true {true} pred {pred}" + (" ok" if true == pred else " X"))
+        return [row]
 
 
 @hookimpl

@@ -9,7 +9,7 @@ backbone's features classifies k:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,21 @@ class RotNet(Method):
         loss = F.cross_entropy(logits, batch["targets"])
         accuracy = (logits.argmax(dim=1) == batch["targets"]).float().mean()
         return {"loss": loss, "accuracy": accuracy.detach()}
+
+    def show(self, images: npt.NDArray[np.uint8], seed: int = 0) -> list[Any]:
+        from selfsup.viz.canvas import Row
+        from selfsup.viz.tensors import to_image
+
+        batch = RotNet.make_batch(self, images[:4], seed=seed, epoch=0, indices=np.arange(min(4, len(images))))
+        predicted = self.head(self.backbone(batch["images"])).argmax(1)
+        rows = []
+        for i in range(len(predicted) // 4):
+            row = Row(f"rotnet image {i}")
+            for k in range(4):
+                j = 4 * i + k
+                row.add(to_image(batch["images"][j]), f"true {k}, pred {int(predicted[j])}" + (" ok" if int(predicted[j]) == k else " X"))
+            rows.append(row)
+        return rows
 
 
 @hookimpl

@@ -66,6 +66,9 @@ def render(rows: list[Row], path: Path) -> Path:
         pen.text((PAD, top + THUMB // 2 - 6), row.title, fill="black")
         for j, (image, caption) in enumerate(row.cells):
             thumb = Image.fromarray(image)
+            if max(thumb.size) < THUMB:
+                scale = THUMB // max(thumb.size)
+                thumb = thumb.resize((thumb.width * scale, thumb.height * scale), Image.Resampling.NEAREST)
             thumb.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
             left = TITLE_WIDTH + j * (THUMB + PAD)
             sheet.paste(thumb, (left + (THUMB - thumb.width) // 2, top + (THUMB - thumb.height) // 2))
