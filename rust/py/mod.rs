@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod arrays;
+mod augment;
 mod batch;
 mod color;
 mod corrupt;
@@ -12,6 +13,7 @@ mod runtime;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::register(m)?;
+    augment::register(m)?;
     patches::register(m)?;
     color::register(m)?;
     masks::register(m)?;

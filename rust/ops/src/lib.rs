@@ -7,6 +7,7 @@
 //! own stream ([`rng::sample_rng`]), so output bytes never depend on the
 //! number of threads.
 
+pub mod augment;
 pub mod color;
 pub mod corrupt;
 pub mod error;

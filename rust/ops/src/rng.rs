@@ -20,6 +20,7 @@ pub enum OpSalt {
     Masks = 5,
     Corrupt = 6,
     Permutations = 7,
+    Augment = 8,
 }
 
 fn splitmix64(state: &mut u64) -> u64 {
