@@ -1,0 +1,66 @@
+"""Argument checks shared by the losses: every error names the argument."""
+
+from __future__ import annotations
+
+import torch
+
+BACKENDS = ("auto", "torch", "reference")
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_embeddings(x: torch.Tensor, name: str, ndim: int = 2) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got {x.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: the batch is empty")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name}: the embedding dimension is 0")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: contains NaN or infinity")
+
+
+def check_same(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, *, shape: bool = True) -> None:
+    if shape and a.shape != b.shape:
+        raise ValueError(f"{name_b}: expected the shape of {name_a} {tuple(a.shape)}, got {tuple(b.shape)}")
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"{name_b}: expected embedding dimension {a.shape[-1]} like {name_a}, got {b.shape[-1]}")
+    if a.device != b.device:
+        raise ValueError(f"{name_b}: on {b.device}, but {name_a} is on {a.device}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name_b}: dtype {b.dtype} differs from {name_a}'s {a.dtype}")
+
+
+def temperature_tensor(temperature: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The temperature as a 0-dim float32 tensor on ``like``'s device (keeping its autograd graph)."""
+    if isinstance(temperature, torch.Tensor):
+        if temperature.numel() != 1:
+            raise ValueError(f"temperature: expected a scalar, got shape {tuple(temperature.shape)}")
+        t = temperature.reshape(()).to(device=like.device, dtype=torch.float32)
+        value = float(t.detach())
+    elif isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+        value = float(temperature)
+        t = torch.tensor(value, device=like.device)
+    else:
+        raise TypeError(f"temperature: expected a float or a tensor, got {type(temperature).__name__}")
+    if not value > 0 or value != value:
+        raise ValueError(f"temperature: expected > 0, got {value}")
+    return t
+
+
+def check_options(reduction: str, backend: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+
+
+def reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses

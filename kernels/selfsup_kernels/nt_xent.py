@@ -1,0 +1,91 @@
+"""NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen, Kornblith, Norouzi &
+Hinton 2020, "A Simple Framework for Contrastive Learning of Visual Representations",
+arXiv:2002.05709, eq. 1).
+
+For 2N views ``z = [z1; z2]`` (L2-normalised), anchor i with partner p(i) = i ± N:
+
+    ℓ_i = −log  exp(z_i·z_p(i)/τ) / Σ_{j≠i} exp(z_i·z_j/τ),      L = (1/2N) Σ_i ℓ_i
+
+Shapes: ``z1``, ``z2`` ``(N, D)``; returns a scalar (``mean``/``sum``) or ``(2N,)`` (``none``,
+anchors ``z1`` first). Memory O(N·D + chunk·N): the 2N×2N logits are never formed.
+
+With ``gather=True`` inside ``torch.distributed``, every rank's anchors (its ``z1``, ``z2``) are
+contrasted with the views of *all* ranks (all-gathered with gradient); the loss is the mean over
+the local anchors, so under DDP's gradient averaging training equals one process on the global
+batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup_kernels import _validate, distributed, reference
+from selfsup_kernels._core import chunked_losses
+
+
+def nt_xent(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float | torch.Tensor = 0.1,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    gather: bool = False,
+    backend: str = "auto",
+    chunk: int | None = None,
+) -> torch.Tensor:
+    """SimCLR's NT-Xent loss of two batches of views.
+
+    Raises:
+        TypeError: non-tensors, integer tensors, mismatched dtypes.
+        ValueError: mismatched shapes or devices, an empty batch, D = 0, NaN/inf, τ ≤ 0, unknown
+            reduction or backend.
+
+    Example:
+        >>> import torch
+        >>> from selfsup_kernels import nt_xent
+        >>> z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
+        >>> float(nt_xent(z1, z2, 0.5)) > 0
+        True
+    """
+    _validate.check_embeddings(z1, "z1")
+    _validate.check_embeddings(z2, "z2")
+    _validate.check_same(z1, z2, "z1", "z2")
+    _validate.check_options(reduction, backend)
+    tau = _validate.temperature_tensor(temperature, z1)
+    if normalize:
+        z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    if backend == "reference":
+        if gather:
+            raise ValueError("backend: 'reference' does not gather; use backend='torch'")
+        return _validate.reduce(reference.nt_xent(z1, z2, tau, normalize=False), reduction)
+    n = z1.shape[0]
+    anchors = torch.cat([z1, z2])
+    if gather:
+        all1, offset = distributed.gather(z1)
+        all2, _ = distributed.gather(z2)
+    else:
+        all1, all2, offset = z1, z2, 0
+    total = all1.shape[0]
+    columns = torch.cat([all1, all2])
+    local = torch.arange(n, device=z1.device) + offset
+    own = torch.cat([local, local + total])
+    partner = torch.cat([local + total, local])
+    losses = chunked_losses(anchors, columns, 1.0 / tau, pos_index=partner, mask_index=own, chunk=chunk)
+    return _validate.reduce(losses, reduction)
+
+
+class NTXentLoss(nn.Module):
+    """Module form of :func:`nt_xent`; ``forward(z1, z2)``."""
+
+    def __init__(self, temperature: float = 0.1, *, normalize: bool = True, reduction: str = "mean", gather: bool = False, backend: str = "auto") -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature: expected > 0, got {temperature}")
+        _validate.check_options(reduction, backend)
+        self.temperature, self.normalize, self.reduction, self.gather, self.backend = temperature, normalize, reduction, gather, backend
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return nt_xent(z1, z2, self.temperature, normalize=self.normalize, reduction=self.reduction, gather=self.gather, backend=self.backend)

@@ -1,0 +1,102 @@
+"""Supervised contrastive loss (Khosla et al. 2020, "Supervised Contrastive Learning",
+arXiv:2004.11362, eq. 2, L_out):
+
+    ℓ_i = −(1/|P(i)|) Σ_{p ∈ P(i)} log  exp(z_i·z_p/τ) / Σ_{a ≠ i} exp(z_i·z_a/τ)
+
+over all N·V views ``z`` ``(N, V, D)``; P(i) are the other views with the anchor's label
+(``labels`` ``(N,)`` int). Anchors without any positive (a label seen once, V = 1) are left out of
+the mean. With one view pair and distinct labels it is NT-Xent. Returns a scalar or ``(N·V,)``
+(view-major: all first views, then all second views, …).
+
+``gather=True`` all-gathers ``z`` (with gradient) and the labels; the local anchors are contrasted
+with every rank's views and the loss is their mean (DDP averaging = one process).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup_kernels import _validate, distributed, reference
+from selfsup_kernels._core import chunked_losses
+
+
+def sup_con(
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float | torch.Tensor = 0.1,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    gather: bool = False,
+    backend: str = "auto",
+    chunk: int | None = None,
+) -> torch.Tensor:
+    """SupCon over views ``z (N, V, D)`` with class ``labels (N,)``.
+
+    Raises:
+        TypeError / ValueError: as :func:`selfsup_kernels.nt_xent`; ``labels`` not an integer
+            tensor of shape ``(N,)``; no anchor with a positive.
+
+    Example:
+        >>> import torch
+        >>> from selfsup_kernels import sup_con
+        >>> z, y = torch.randn(6, 2, 16), torch.tensor([0, 1, 0, 2, 1, 2])
+        >>> float(sup_con(z, y)) > 0
+        True
+    """
+    _validate.check_embeddings(z, "z", ndim=3)
+    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f"labels: expected an integer tensor, got {getattr(labels, 'dtype', type(labels).__name__)}")
+    if labels.shape != (z.shape[0],):
+        raise ValueError(f"labels: expected shape ({z.shape[0]},), one per sample, got {tuple(labels.shape)}")
+    if labels.device != z.device:
+        raise ValueError(f"labels: on {labels.device}, but z is on {z.device}")
+    _validate.check_options(reduction, backend)
+    tau = _validate.temperature_tensor(temperature, z)
+    if normalize:
+        z = F.normalize(z, dim=2)
+    if backend == "reference":
+        if gather:
+            raise ValueError("backend: 'reference' does not gather; use backend='torch'")
+        per_anchor = reference.sup_con(z, labels, tau, normalize=False)
+        y = labels.repeat(z.shape[1])
+        has_positive = (y.unsqueeze(0) == y.unsqueeze(1)).sum(1) > 1
+        return _reduce_with_positives(per_anchor, has_positive, reduction)
+    n, v, _ = z.shape
+    views = torch.cat(torch.unbind(z, dim=1))
+    all_z, offset = distributed.gather(z) if gather else (z, 0)
+    all_labels = distributed.gather_labels(labels) if gather else labels
+    total = all_z.shape[0]
+    columns = torch.cat(torch.unbind(all_z, dim=1))
+    col_labels = all_labels.repeat(v)
+    local = torch.arange(n, device=z.device) + offset
+    own = torch.cat([local + view * total for view in range(v)])
+    row_labels = labels.repeat(v)
+    losses = chunked_losses(views, columns, 1.0 / tau, row_labels=row_labels, col_labels=col_labels, mask_index=own, chunk=chunk)
+    counts = (row_labels.unsqueeze(1) == col_labels.unsqueeze(0)).sum(1) - 1
+    return _reduce_with_positives(losses, counts > 0, reduction)
+
+
+def _reduce_with_positives(losses: torch.Tensor, has_positive: torch.Tensor, reduction: str) -> torch.Tensor:
+    if not bool(has_positive.any()):
+        raise ValueError("labels: no anchor has a positive (every label appears once and V = 1)")
+    kept = torch.where(has_positive, losses, torch.zeros_like(losses))
+    if reduction == "mean":
+        return kept.sum() / has_positive.sum()
+    return _validate.reduce(kept, reduction)
+
+
+class SupConLoss(nn.Module):
+    """Module form of :func:`sup_con`; ``forward(z, labels)``."""
+
+    def __init__(self, temperature: float = 0.1, *, normalize: bool = True, reduction: str = "mean", gather: bool = False, backend: str = "auto") -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature: expected > 0, got {temperature}")
+        _validate.check_options(reduction, backend)
+        self.temperature, self.normalize, self.reduction, self.gather, self.backend = temperature, normalize, reduction, gather, backend
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return sup_con(z, labels, self.temperature, normalize=self.normalize, reduction=self.reduction, gather=self.gather, backend=self.backend)
