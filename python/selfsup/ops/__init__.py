@@ -1,6 +1,16 @@
 """Native data ops behind the pretext tasks (implemented in Rust, see ``selfsup._native``)."""
 
 from selfsup._native import get_num_threads, set_num_threads
+from selfsup.ops.color import (
+    ab_bins,
+    ab_prior,
+    decode_ab,
+    encode_ab,
+    lab_to_rgb,
+    nearest_ab_bin,
+    rebalance_weights,
+    rgb_to_lab,
+)
 from selfsup.ops.geometry import (
     Jigsaw,
     PatchGrid,
@@ -15,6 +25,14 @@ from selfsup.ops.geometry import (
 )
 
 __all__ = [
+    "ab_bins",
+    "ab_prior",
+    "decode_ab",
+    "encode_ab",
+    "lab_to_rgb",
+    "nearest_ab_bin",
+    "rebalance_weights",
+    "rgb_to_lab",
     "Jigsaw",
     "PatchGrid",
     "RelativePair",
