@@ -9,9 +9,15 @@ For anchors ``q_i`` (``Q``: ``(M, D)``), columns ``k_j`` (``K``: ``(K, D)``) and
 where ``masked(i)`` is at most one column (the anchor itself, for NT-Xent and SupCon), ``P(i)`` is
 one positive column (``pos_index``) or all columns with the anchor's label (``labels``), and the
 optional extra logit ``e_i`` (MoCo's ``q_i·k_i⁺/τ`` when the positive is not among the columns) is
-then the positive. Forward keeps one log-sum-exp per row; backward recomputes each chunk of S
-(FlashAttention-style) with ``∂ℓ_i/∂S_ij = softmax_ij − w_ij`` (``w`` the positive weights).
-Memory: ``O(chunk · K)`` on top of the inputs.
+then the positive. With ``∂ℓ_i/∂S_ij = softmax_ij − w_ij`` (``w`` the positive weights):
+
+- a *scalar* loss ``Σ_i ρ_i ℓ_i`` (mean, sum) forms its input gradients in the same sweep as the
+  forward, because a chunk holds whole rows: ``dQ`` rows and the chunk's share of ``dK`` are two
+  GEMMs on the softmax it already has; backward only scales them (3 GEMMs in all, no recompute);
+- per-row losses (``reduction="none"``) keep nothing but the inputs and recompute each chunk in
+  backward with the incoming row gradients (FlashAttention-style).
+
+Memory: ``O(chunk · K)`` plus ``O((M + K)·D)`` for the gradients.
 """
 
 from __future__ import annotations
@@ -39,113 +45,117 @@ class _Spec:
         row_labels: torch.Tensor | None,
         col_labels: torch.Tensor | None,
         mask_index: torch.Tensor | None,
-        has_extra: bool,
     ) -> None:
-        self.pos_index, self.row_labels, self.col_labels = pos_index, row_labels, col_labels
-        self.mask_index, self.has_extra = mask_index, has_extra
+        self.pos_index, self.row_labels, self.col_labels, self.mask_index = pos_index, row_labels, col_labels, mask_index
 
-    def positive_weights(self, rows: slice, columns: int, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(W, counts)``: ``W`` the chunk's positive weights ``(c, K)`` summing to 1 per row
-        (``None`` when the extra logit is the positive), counts ``(c,)``."""
-        if self.has_extra:
-            n = rows.stop - rows.start
-            return None, torch.ones(n, device=device)
-        if self.pos_index is not None:
-            idx = self.pos_index[rows]
-            w = torch.zeros(idx.shape[0], columns, device=device)
-            w.scatter_(1, idx.unsqueeze(1), 1.0)
-            return w, torch.ones(idx.shape[0], device=device)
+    def label_weights(self, rows: slice) -> torch.Tensor:
+        """Positive weights ``(c, K)`` of a chunk for label positives, each row summing to 1
+        (0 where the anchor has no positive)."""
         assert self.row_labels is not None and self.col_labels is not None
         w = (self.row_labels[rows].unsqueeze(1) == self.col_labels.unsqueeze(0)).float()
         if self.mask_index is not None:
             w.scatter_(1, self.mask_index[rows].unsqueeze(1), 0.0)
-        counts = w.sum(1)
-        return w / counts.clamp_min(1.0).unsqueeze(1), counts
-
-    def mask(self, logits: torch.Tensor, rows: slice) -> None:
-        if self.mask_index is not None:
-            logits.scatter_(1, self.mask_index[rows].unsqueeze(1), float("-inf"))
+        return w.div_(w.sum(1, keepdim=True).clamp_min(1.0))
 
 
-def _chunk_logits(q: torch.Tensor, k: torch.Tensor, scale: torch.Tensor, rows: slice, spec: _Spec) -> torch.Tensor:
-    logits = (q[rows] @ k.T).mul_(scale)
-    spec.mask(logits, rows)
-    return logits
+def _sweep(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    scale: torch.Tensor,
+    extra: torch.Tensor | None,
+    spec: _Spec,
+    chunk: int,
+    row_grad: torch.Tensor | None,
+    need: tuple[bool, bool, bool, bool],
+) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """Per-row losses, and when ``row_grad`` is given the gradients of ``Σ_i row_grad_i ℓ_i``
+    with respect to ``(q, k, scale, extra)`` (those flagged in ``need``)."""
+    m = q.shape[0]
+    losses = torch.empty(m, device=q.device)
+    grads = row_grad is not None
+    dq = torch.zeros_like(q) if grads and need[0] else None
+    dk = torch.zeros_like(k) if grads and need[1] else None
+    dscale = torch.zeros((), device=q.device) if grads and need[2] else None
+    dextra = torch.zeros_like(extra) if grads and extra is not None and need[3] else None
+    scaled_q = q * scale
+    for start in range(0, m, chunk):
+        rows = slice(start, min(m, start + chunk))
+        logits = scaled_q[rows] @ k.T
+        if spec.mask_index is not None:
+            logits.scatter_(1, spec.mask_index[rows].unsqueeze(1), float("-inf"))
+        top = logits.max(dim=1, keepdim=True).values
+        if extra is not None:
+            top = torch.maximum(top, extra[rows].unsqueeze(1))
+        if spec.pos_index is not None:
+            positive = logits.gather(1, spec.pos_index[rows].unsqueeze(1)).squeeze(1)
+        elif extra is not None:
+            positive = extra[rows]
+        else:
+            weights = spec.label_weights(rows)
+            positive = (torch.nan_to_num(logits, neginf=0.0) * weights).sum(1)
+        finite = torch.nan_to_num(logits, neginf=0.0) if dscale is not None else None
+        probs = torch.exp_(logits.sub_(top))
+        total = probs.sum(1)
+        if extra is not None:
+            extra_prob = torch.exp(extra[rows] - top.squeeze(1))
+            total = total + extra_prob
+        lse = top.squeeze(1) + total.log()
+        losses[rows] = lse - positive
+        if row_grad is None:
+            continue
+        g = row_grad[rows]
+        # ∂/∂S = g·(softmax − w): scale the exponentials by g/Z, then take the positives off
+        d_logits = probs.mul_((g / total).unsqueeze(1))
+        if spec.pos_index is not None:
+            d_logits.scatter_add_(1, spec.pos_index[rows].unsqueeze(1), -g.unsqueeze(1))
+        elif extra is None:
+            d_logits.sub_(weights.mul_(g.unsqueeze(1)))
+        if dextra is not None:
+            dextra[rows] = g * (extra_prob / total - 1.0)
+        if dscale is not None and finite is not None:
+            # S = s·(q·k): ∂/∂s = Σ (∂/∂S)·S / s
+            dscale += (d_logits * finite).sum() / scale
+        if dq is not None:
+            dq[rows] = (d_logits @ k).mul_(scale)
+        if dk is not None:
+            dk.addmm_(d_logits.T, scaled_q[rows])
+    return losses, [dq, dk, dscale, dextra]
 
 
-class ChunkedContrastive(torch.autograd.Function):
-    """Per-row losses ``ℓ`` ``(M,)``; inputs: ``q (M, D)``, ``k (K, D)`` float32, ``scale`` 0-dim,
-    ``extra`` ``(M,)`` or None; the positive/mask specification; the chunk size."""
+class _PerRow(torch.autograd.Function):
+    """Per-row losses; backward recomputes each chunk with the incoming row gradients."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        scale: torch.Tensor,
-        extra: torch.Tensor | None,
-        pos_index: torch.Tensor | None,
-        row_labels: torch.Tensor | None,
-        col_labels: torch.Tensor | None,
-        mask_index: torch.Tensor | None,
-        chunk: int,
-    ) -> torch.Tensor:
-        spec = _Spec(pos_index, row_labels, col_labels, mask_index, extra is not None)
-        m = q.shape[0]
-        lse = torch.empty(m, device=q.device)
-        losses = torch.empty(m, device=q.device)
-        with torch.no_grad():
-            for start in range(0, m, chunk):
-                rows = slice(start, min(m, start + chunk))
-                logits = _chunk_logits(q, k, scale, rows, spec)
-                if extra is not None:
-                    row_lse = torch.logaddexp(torch.logsumexp(logits, dim=1), extra[rows])
-                    positive = extra[rows]
-                else:
-                    row_lse = torch.logsumexp(logits, dim=1)
-                    w, _ = spec.positive_weights(rows, k.shape[0], q.device)
-                    assert w is not None
-                    positive = (torch.where(w > 0, logits, torch.zeros_like(logits)) * w).sum(1)
-                lse[rows] = row_lse
-                losses[rows] = row_lse - positive
-        ctx.save_for_backward(q, k, scale, lse, extra, pos_index, row_labels, col_labels, mask_index)
-        ctx.chunk = chunk
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, scale: torch.Tensor, extra: torch.Tensor | None, spec: _Spec, chunk: int) -> torch.Tensor:  # type: ignore[override]
+        losses, _ = _sweep(q, k, scale, extra, spec, chunk, None, (False,) * 4)
+        ctx.save_for_backward(q, k, scale, extra)
+        ctx.spec, ctx.chunk = spec, chunk
         return losses
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        q, k, scale, lse, extra, pos_index, row_labels, col_labels, mask_index = ctx.saved_tensors
-        spec = _Spec(pos_index, row_labels, col_labels, mask_index, extra is not None)
-        need_q, need_k, need_scale, need_extra = ctx.needs_input_grad[:4]
-        dq = torch.zeros_like(q) if need_q else None
-        dk = torch.zeros_like(k) if need_k else None
-        dscale = torch.zeros((), device=q.device)
-        dextra = torch.zeros_like(extra) if (extra is not None and need_extra) else None
-        m = q.shape[0]
-        for start in range(0, m, ctx.chunk):
-            rows = slice(start, min(m, start + ctx.chunk))
-            logits = _chunk_logits(q, k, scale, rows, spec)
-            g = grad[rows].unsqueeze(1)
-            finite = torch.nan_to_num(logits, neginf=0.0) if need_scale else None
-            # dℓ/dS = softmax − positive weights, scaled by the incoming row gradient
-            d_logits = torch.exp_(logits.sub_(lse[rows].unsqueeze(1)))
-            if extra is not None:
-                if dextra is not None:
-                    dextra[rows] = grad[rows] * (torch.exp(extra[rows] - lse[rows]) - 1.0)
-            else:
-                w, _ = spec.positive_weights(rows, k.shape[0], q.device)
-                assert w is not None
-                d_logits.sub_(w)
-            d_logits.mul_(g)
-            if finite is not None:
-                # S = s·(q·k), so ∂ℓ/∂s = Σ_j (∂ℓ/∂S_ij)·S_ij / s
-                dscale += (d_logits * finite).sum() / scale
-            d_logits.mul_(scale)
-            if dq is not None:
-                dq[rows] = d_logits @ k
-            if dk is not None:
-                dk.addmm_(d_logits.T, q[rows])
-        return dq, dk, (dscale if need_scale else None), dextra, None, None, None, None, None
+        q, k, scale, extra = ctx.saved_tensors
+        _, (dq, dk, dscale, dextra) = _sweep(q, k, scale, extra, ctx.spec, ctx.chunk, grad.float(), tuple(ctx.needs_input_grad[:4]))
+        return dq, dk, dscale, dextra, None, None
+
+
+class _WeightedSum(torch.autograd.Function):
+    """``Σ_i ρ_i ℓ_i``; the input gradients are formed during the forward sweep."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, q: torch.Tensor, k: torch.Tensor, scale: torch.Tensor, extra: torch.Tensor | None, spec: _Spec, chunk: int, rho: torch.Tensor
+    ) -> torch.Tensor:
+        need = tuple(ctx.needs_input_grad[:4])
+        losses, grads = _sweep(q, k, scale, extra, spec, chunk, rho if any(need) else None, need)  # type: ignore[arg-type]
+        ctx.grads = grads
+        return (losses * rho).sum()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        scaled = [None if g is None else g * grad for g in ctx.grads]
+        ctx.grads = None
+        return scaled[0], scaled[1], scaled[2], scaled[3], None, None, None
 
 
 def chunked_losses(
@@ -158,11 +168,16 @@ def chunked_losses(
     row_labels: torch.Tensor | None = None,
     col_labels: torch.Tensor | None = None,
     mask_index: torch.Tensor | None = None,
+    row_weights: torch.Tensor | None = None,
     chunk: int | None = None,
 ) -> torch.Tensor:
-    """Per-row losses ``(M,)`` in float32 (see the module docstring)."""
+    """Per-row losses ``(M,)`` in float32, or ``Σ_i row_weights_i ℓ_i`` when ``row_weights`` is
+    given (the fused path; see the module docstring)."""
     rows = chunk_rows(k.shape[0], chunk)
-    out: torch.Tensor = ChunkedContrastive.apply(
-        q.float(), k.float(), scale.float(), None if extra is None else extra.float(), pos_index, row_labels, col_labels, mask_index, rows
-    )
+    spec = _Spec(pos_index, row_labels, col_labels, mask_index)
+    args = (q.float(), k.float(), scale.float(), None if extra is None else extra.float(), spec, rows)
+    if row_weights is not None:
+        total: torch.Tensor = _WeightedSum.apply(*args, row_weights.float())
+        return total
+    out: torch.Tensor = _PerRow.apply(*args)
     return out

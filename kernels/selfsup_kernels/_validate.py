@@ -58,6 +58,17 @@ def check_options(reduction: str, backend: str) -> None:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
 
 
+def row_weights(reduction: str, rows: int, keep: torch.Tensor | None = None, device: torch.device | None = None) -> torch.Tensor | None:
+    """Weights ρ with the reduced loss = Σ_i ρ_i ℓ_i (``None`` for ``reduction="none"``); rows not
+    in ``keep`` weigh 0."""
+    if reduction == "none":
+        return None
+    weights = torch.ones(rows, device=device) if keep is None else keep.float()
+    if reduction == "mean":
+        weights = weights / weights.sum()
+    return weights
+
+
 def reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return losses.mean()

@@ -68,16 +68,15 @@ def info_nce(
         if gather:
             raise ValueError("backend: 'reference' does not gather; use backend='torch'")
         return _validate.reduce(reference.info_nce(q, k, negatives, tau, normalize=False, batch_negatives=in_batch), reduction)
+    weights = _validate.row_weights(reduction, q.shape[0], device=q.device)
     if in_batch:
         keys, offset = distributed.gather(k) if gather else (k, 0)
         columns = keys if negatives is None else torch.cat([keys, negatives])
         positive = torch.arange(q.shape[0], device=q.device) + offset
-        losses = chunked_losses(q, columns, 1.0 / tau, pos_index=positive, chunk=chunk)
-    else:
-        assert negatives is not None
-        extra = (q.float() * k.float()).sum(1) / tau
-        losses = chunked_losses(q, negatives, 1.0 / tau, extra=extra, chunk=chunk)
-    return _validate.reduce(losses, reduction)
+        return chunked_losses(q, columns, 1.0 / tau, pos_index=positive, row_weights=weights, chunk=chunk)
+    assert negatives is not None
+    extra = (q.float() * k.float()).sum(1) / tau
+    return chunked_losses(q, negatives, 1.0 / tau, extra=extra, row_weights=weights, chunk=chunk)
 
 
 class InfoNCELoss(nn.Module):

@@ -73,8 +73,8 @@ def nt_xent(
     local = torch.arange(n, device=z1.device) + offset
     own = torch.cat([local, local + total])
     partner = torch.cat([local + total, local])
-    losses = chunked_losses(anchors, columns, 1.0 / tau, pos_index=partner, mask_index=own, chunk=chunk)
-    return _validate.reduce(losses, reduction)
+    weights = _validate.row_weights(reduction, 2 * n, device=z1.device)
+    return chunked_losses(anchors, columns, 1.0 / tau, pos_index=partner, mask_index=own, row_weights=weights, chunk=chunk)
 
 
 class NTXentLoss(nn.Module):

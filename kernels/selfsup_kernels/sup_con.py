@@ -74,9 +74,20 @@ def sup_con(
     local = torch.arange(n, device=z.device) + offset
     own = torch.cat([local + view * total for view in range(v)])
     row_labels = labels.repeat(v)
-    losses = chunked_losses(views, columns, 1.0 / tau, row_labels=row_labels, col_labels=col_labels, mask_index=own, chunk=chunk)
-    counts = (row_labels.unsqueeze(1) == col_labels.unsqueeze(0)).sum(1) - 1
-    return _reduce_with_positives(losses, counts > 0, reduction)
+    has_positive = _has_positive(row_labels, col_labels)
+    if not bool(has_positive.any()):
+        raise ValueError("labels: no anchor has a positive (every label appears once and V = 1)")
+    weights = _validate.row_weights(reduction, n * v, keep=has_positive)
+    return chunked_losses(
+        views, columns, 1.0 / tau, row_labels=row_labels, col_labels=col_labels, mask_index=own, row_weights=weights, chunk=chunk
+    )
+
+
+def _has_positive(row_labels: torch.Tensor, col_labels: torch.Tensor) -> torch.Tensor:
+    """Anchors with at least one other view of their label (counted without an N×N matrix)."""
+    values, counts = torch.unique(col_labels, return_counts=True)
+    position = torch.searchsorted(values, row_labels)
+    return counts[position] > 1
 
 
 def _reduce_with_positives(losses: torch.Tensor, has_positive: torch.Tensor, reduction: str) -> torch.Tensor:
