@@ -14,6 +14,25 @@ _U8 = npt.NDArray[np.uint8]
 _I64 = npt.NDArray[np.int64]
 _F32 = npt.NDArray[np.float32]
 
+__all__ = [
+    "AugmentPipeline",
+    "__version__",
+    "ab_bins",
+    "decode_ab",
+    "encode_ab",
+    "get_num_threads",
+    "jigsaw",
+    "jigsaw_permutations",
+    "lab_to_rgb",
+    "nearest_ab_bin",
+    "patch_grid",
+    "relative_patches",
+    "rgb_to_lab",
+    "rotations",
+    "set_num_threads",
+    "standardize_tiles",
+]
+
 def get_num_threads() -> int: ...
 def set_num_threads(threads: int) -> None: ...
 def patch_grid(
@@ -55,6 +74,12 @@ def relative_patches(
     labels: Any = None,
     positions: Any = None,
 ) -> tuple[_U8, _I64, _I64]: ...
+def rgb_to_lab(images: Any) -> _F32: ...
+def lab_to_rgb(lab: Any) -> _F32: ...
+def ab_bins(grid: int = 10) -> _F32: ...
+def encode_ab(ab: Any, sigma: float = 5.0, neighbours: int = 5, grid: int = 10) -> _F32: ...
+def nearest_ab_bin(ab: Any, grid: int = 10) -> _I64: ...
+def decode_ab(probs: Any, temperature: float = 0.38, grid: int = 10) -> _F32: ...
 def rotations(
     images: Any, mode: str, seed: int, epoch: int, indices: Any = None, k: Any = None
 ) -> tuple[_U8, _I64]: ...

@@ -83,7 +83,8 @@ def ab_prior(ab: Any, sigma: float = 5.0, grid: int = 10) -> F32Array:
     d2 = ((bins[:, None, :] - bins[None, :, :]) ** 2).sum(-1)
     kernel = np.exp(-d2 / (2 * sigma**2))
     smoothed = kernel @ (counts / counts.sum())
-    return (smoothed / smoothed.sum()).astype(np.float32)
+    prior: F32Array = (smoothed / smoothed.sum()).astype(np.float32)
+    return prior
 
 
 def rebalance_weights(prior: Any, gamma: float = 0.5) -> F32Array:
@@ -95,4 +96,5 @@ def rebalance_weights(prior: Any, gamma: float = 0.5) -> F32Array:
         raise ValueError(f"gamma: expected a value in [0, 1], got {gamma}")
     p = p / p.sum()
     w = 1.0 / ((1 - gamma) * p + gamma / p.size)
-    return (w / (p * w).sum()).astype(np.float32)
+    weights: F32Array = (w / (p * w).sum()).astype(np.float32)
+    return weights

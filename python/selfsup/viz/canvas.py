@@ -20,7 +20,7 @@ class Row:
     title: str
     cells: list[tuple[npt.NDArray[np.uint8], str]] = field(default_factory=list)
 
-    def add(self, image: npt.NDArray[np.uint8], caption: str = "") -> None:
+    def add(self, image: npt.NDArray[np.generic], caption: str = "") -> None:
         self.cells.append((to_rgb(image), caption))
 
 

@@ -62,10 +62,28 @@ def rotation_row(photo: Photo, seed: int) -> Row:
     return row
 
 
+def colour_row(photo: Photo, seed: int) -> Row:
+    image = centre_square(photo, 256)
+    lab = ops.rgb_to_lab(image)
+    grey_l = np.repeat(lab[..., :1] / 100.0, 3, axis=-1)
+    ab_only = ops.lab_to_rgb(np.concatenate([np.full_like(lab[..., :1], 60.0), lab[..., 1:]], axis=-1))
+    soft = ops.encode_ab(lab[::4, ::4, 1:])
+    decoded = ops.decode_ab(soft, temperature=0.38)
+    up = np.repeat(np.repeat(decoded, 4, axis=0), 4, axis=1)
+    recoloured = ops.lab_to_rgb(np.concatenate([lab[..., :1], up], axis=-1))
+    row = Row("colorization (Lab)")
+    row.add(image, "input RGB")
+    row.add(grey_l.astype(np.float32), "L: what the net sees")
+    row.add(ab_only, "ab target (at L=60)")
+    row.add(recoloured, f"{soft.shape[-1]} bins, annealed mean")
+    return row
+
+
 ROWS: list[tuple[str, Callable[[Photo, int], Row]]] = [
     ("jigsaw", jigsaw_row),
     ("relative patches", relative_row),
     ("rotations", rotation_row),
+    ("colour", colour_row),
 ]
 
 
