@@ -18,6 +18,9 @@ __all__ = [
     "AugmentPipeline",
     "__version__",
     "ab_bins",
+    "apply_mask",
+    "corrupt",
+    "inpaint_masks",
     "decode_ab",
     "encode_ab",
     "get_num_threads",
@@ -74,6 +77,22 @@ def relative_patches(
     labels: Any = None,
     positions: Any = None,
 ) -> tuple[_U8, _I64, _I64]: ...
+def inpaint_masks(
+    n: int,
+    size: tuple[int, int],
+    kind: str,
+    fraction: float,
+    blocks: int,
+    seed: int,
+    epoch: int,
+    indices: Any = None,
+) -> _U8: ...
+def apply_mask(
+    images: Any, masks: Any, fill: list[int], noise: bool, seed: int, epoch: int, indices: Any = None
+) -> _U8: ...
+def corrupt(
+    images: Any, kinds: list[int], size: float, seed: int, epoch: int, indices: Any = None, labels: Any = None
+) -> tuple[_U8, _I64, _U8, _I64]: ...
 def rgb_to_lab(images: Any) -> _F32: ...
 def lab_to_rgb(lab: Any) -> _F32: ...
 def ab_bins(grid: int = 10) -> _F32: ...

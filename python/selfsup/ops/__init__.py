@@ -11,6 +11,7 @@ from selfsup.ops.color import (
     rebalance_weights,
     rgb_to_lab,
 )
+from selfsup.ops.inpainting import CORRUPTIONS, Corrupted, apply_mask, corrupt, inpaint_masks
 from selfsup.ops.geometry import (
     Jigsaw,
     PatchGrid,
@@ -25,6 +26,11 @@ from selfsup.ops.geometry import (
 )
 
 __all__ = [
+    "CORRUPTIONS",
+    "Corrupted",
+    "apply_mask",
+    "corrupt",
+    "inpaint_masks",
     "ab_bins",
     "ab_prior",
     "decode_ab",

@@ -79,11 +79,37 @@ def colour_row(photo: Photo, seed: int) -> Row:
     return row
 
 
+def inpainting_row(photo: Photo, seed: int) -> Row:
+    image = centre_square(photo, 256)[None]
+    row = Row("inpainting masks")
+    for kind in ("center", "blocks", "region"):
+        mask = ops.inpaint_masks(1, 256, kind, seed=seed)
+        row.add(ops.apply_mask(image, mask)[0], f"{kind}: {mask.mean():.0%} missing")
+    return row
+
+
+def corruption_row(photo: Photo, seed: int) -> Row:
+    image = np.repeat(centre_square(photo, 256)[None], 6, axis=0)
+    size = 0.3
+    side = round(image.shape[1] * size)
+    out = ops.corrupt(image, labels=np.arange(6), size=size, seed=seed)
+    row = Row("corruptions")
+    for i in range(6):
+        boxes = []
+        for y, x in out.regions[i]:
+            if y >= 0 and out.labels[i] != 0:
+                boxes.append((int(y), int(x), side, side, "red"))
+        row.add(draw_boxes(out.images[i], boxes), f"{int(out.labels[i])}: {ops.CORRUPTIONS[int(out.labels[i])]}")
+    return row
+
+
 ROWS: list[tuple[str, Callable[[Photo, int], Row]]] = [
     ("jigsaw", jigsaw_row),
     ("relative patches", relative_row),
     ("rotations", rotation_row),
     ("colour", colour_row),
+    ("inpainting", inpainting_row),
+    ("corruptions", corruption_row),
 ]
 
 
