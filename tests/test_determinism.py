@@ -21,7 +21,9 @@ OPS: dict[str, Callable[..., tuple[np.ndarray, ...]]] = {
     "relative": lambda x, **kw: ops.relative_patches(x, patch=16, gap=4, jitter=2, drop_colors=True, **kw),
     "rotations": lambda x, **kw: ops.rotations(x, **kw),
     "corrupt": lambda x, **kw: ops.corrupt(x, **kw),
-    "apply_mask_noise": lambda x, **kw: (ops.apply_mask(x, ops.inpaint_masks(len(x), x.shape[1:3], "region", seed=3), "noise", **kw),),
+    "apply_mask_noise": lambda x, **kw: (
+        ops.apply_mask(x, ops.inpaint_masks(len(x), x.shape[1:3], "region", seed=3, indices=kw.get("indices")), "noise", **kw),
+    ),
 }
 
 
