@@ -148,6 +148,10 @@ pub fn puzzle(
     for (slot, &source) in perm.iter().enumerate() {
         let (y0, x0) = positions[source as usize];
         let out = &mut dst[slot * tile_len..(slot + 1) * tile_len];
+        if j == 0 {
+            crate::image::copy_rect(src, w, c, y0, x0, p, p, out);
+            continue;
+        }
         for ch in 0..c {
             let (dy, dx) = if j > 0 { (rng.random_range(-j..=j), rng.random_range(-j..=j)) } else { (0, 0) };
             let y = (y0 as i64 + dy).clamp(0, (h - p) as i64) as usize;
