@@ -16,11 +16,12 @@ batch. A queue is never gathered: the caller shares it (MoCo enqueues gathered k
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from selfsup_kernels import _validate, distributed, reference
+from selfsup_kernels._module import ContrastiveLossModule
 from selfsup_kernels._core import chunked_losses
 
 
@@ -79,22 +80,11 @@ def info_nce(
     return chunked_losses(q, negatives, 1.0 / tau, extra=extra, row_weights=weights, chunk=chunk)
 
 
-class InfoNCELoss(nn.Module):
-    """Module form of :func:`info_nce`; ``forward(q, k, negatives=None)``."""
+class InfoNCELoss(ContrastiveLossModule):
+    """Module form of :func:`info_nce`: ``InfoNCELoss(temperature=0.07, **options)(q, k, negatives=None)``."""
 
-    def __init__(
-        self, temperature: float = 0.07, *, batch_negatives: bool | None = None, normalize: bool = True, reduction: str = "mean",
-        gather: bool = False, backend: str = "auto",
-    ) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0, got {temperature}")
-        _validate.check_options(reduction, backend)
-        self.temperature, self.batch_negatives, self.normalize = temperature, batch_negatives, normalize
-        self.reduction, self.gather, self.backend = reduction, gather, backend
+    def __init__(self, temperature: float = 0.07, **options: Any) -> None:
+        super().__init__(temperature, **options)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
-        return info_nce(
-            q, k, negatives, self.temperature, batch_negatives=self.batch_negatives, normalize=self.normalize,
-            reduction=self.reduction, gather=self.gather, backend=self.backend,
-        )
+        return info_nce(q, k, negatives, self.temperature, **self.options)

@@ -17,11 +17,12 @@ batch.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from selfsup_kernels import _validate, distributed, reference
+from selfsup_kernels._module import ContrastiveLossModule
 from selfsup_kernels._core import chunked_losses
 
 
@@ -77,15 +78,11 @@ def nt_xent(
     return chunked_losses(anchors, columns, 1.0 / tau, pos_index=partner, mask_index=own, row_weights=weights, chunk=chunk)
 
 
-class NTXentLoss(nn.Module):
-    """Module form of :func:`nt_xent`; ``forward(z1, z2)``."""
+class NTXentLoss(ContrastiveLossModule):
+    """Module form of :func:`nt_xent`: ``NTXentLoss(temperature=0.1, **options)(z1, z2)``."""
 
-    def __init__(self, temperature: float = 0.1, *, normalize: bool = True, reduction: str = "mean", gather: bool = False, backend: str = "auto") -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0, got {temperature}")
-        _validate.check_options(reduction, backend)
-        self.temperature, self.normalize, self.reduction, self.gather, self.backend = temperature, normalize, reduction, gather, backend
+    def __init__(self, temperature: float = 0.1, **options: Any) -> None:
+        super().__init__(temperature, **options)
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        return nt_xent(z1, z2, self.temperature, normalize=self.normalize, reduction=self.reduction, gather=self.gather, backend=self.backend)
+        return nt_xent(z1, z2, self.temperature, **self.options)

@@ -14,11 +14,12 @@ with every rank's views and the loss is their mean (DDP averaging = one process)
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from selfsup_kernels import _validate, distributed, reference
+from selfsup_kernels._module import ContrastiveLossModule
 from selfsup_kernels._core import chunked_losses
 
 
@@ -99,15 +100,11 @@ def _reduce_with_positives(losses: torch.Tensor, has_positive: torch.Tensor, red
     return _validate.reduce(kept, reduction)
 
 
-class SupConLoss(nn.Module):
-    """Module form of :func:`sup_con`; ``forward(z, labels)``."""
+class SupConLoss(ContrastiveLossModule):
+    """Module form of :func:`sup_con`: ``SupConLoss(temperature=0.1, **options)(z, labels)``."""
 
-    def __init__(self, temperature: float = 0.1, *, normalize: bool = True, reduction: str = "mean", gather: bool = False, backend: str = "auto") -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0, got {temperature}")
-        _validate.check_options(reduction, backend)
-        self.temperature, self.normalize, self.reduction, self.gather, self.backend = temperature, normalize, reduction, gather, backend
+    def __init__(self, temperature: float = 0.1, **options: Any) -> None:
+        super().__init__(temperature, **options)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return sup_con(z, labels, self.temperature, normalize=self.normalize, reduction=self.reduction, gather=self.gather, backend=self.backend)
+        return sup_con(z, labels, self.temperature, **self.options)

@@ -18,6 +18,35 @@ fn last_dim(shape: &[usize], want: usize, arg: &str) -> PyResult<usize> {
     Ok(shape.iter().product::<usize>() / want)
 }
 
+/// A float array with last dimension `want` and only finite values: `(data, shape, rows)`.
+fn finite_floats(obj: &Bound<'_, PyAny>, arg: &str, want: usize) -> PyResult<(Vec<f32>, Vec<usize>, usize)> {
+    let (data, shape) = float_arg(obj, arg)?;
+    let rows = last_dim(&shape, want, arg)?;
+    if data.iter().any(|v| !v.is_finite()) {
+        return Err(value_error(arg, "contains NaN or infinity"));
+    }
+    Ok((data, shape, rows))
+}
+
+/// Applies `f` to every 3-value pixel of `data` on the pool, GIL released.
+fn map_pixels<T: Copy + Sync>(py: Python<'_>, data: &[T], f: impl Fn(&[T]) -> [f32; 3] + Sync + Send) -> PyResult<Vec<f32>> {
+    let mut out = vec![0f32; data.len()];
+    run_detached(py, |parallel| {
+        use rayon::prelude::*;
+        let work = |(src, dst): (&[T], &mut [f32])| {
+            for (s, d) in src.chunks_exact(3).zip(dst.chunks_exact_mut(3)) {
+                d.copy_from_slice(&f(s));
+            }
+        };
+        if parallel {
+            data.par_chunks(3 * 4096).zip(out.par_chunks_mut(3 * 4096)).for_each(work);
+        } else {
+            work((data, &mut out));
+        }
+    })?;
+    Ok(out)
+}
+
 fn grid_bins(grid: i64) -> PyResult<Vec<[f32; 2]>> {
     if !(1..=110).contains(&grid) {
         return Err(value_error("grid", format!("expected 1 to 110 ab units, got {grid}")));
@@ -32,52 +61,20 @@ fn rgb_to_lab<'py>(py: Python<'py>, images: &Bound<'py, PyAny>) -> PyResult<Boun
     if is_u8 {
         let arr = array_arg::<u8>(images, "images", "uint8")?;
         let shape = arr.shape.clone();
-        let n = last_dim(&shape, 3, "images")?;
-        let data = arr.data();
-        let mut out = vec![0f32; n * 3];
-        run_detached(py, |parallel| {
-            let f = |(src, dst): (&[u8], &mut [f32])| dst.copy_from_slice(&color::srgb8_to_lab([src[0], src[1], src[2]]));
-            if parallel {
-                use rayon::prelude::*;
-                data.par_chunks(3 * 4096).zip(out.par_chunks_mut(3 * 4096)).for_each(|(s, d)| s.chunks_exact(3).zip(d.chunks_exact_mut(3)).for_each(f));
-            } else {
-                data.chunks_exact(3).zip(out.chunks_exact_mut(3)).for_each(f);
-            }
-        })?;
+        last_dim(&shape, 3, "images")?;
+        let out = map_pixels(py, arr.data(), |p| color::srgb8_to_lab([p[0], p[1], p[2]]))?;
         return Ok(to_numpy(py, out, &shape)?.into_any());
     }
-    let (data, shape) = float_arg(images, "images")?;
-    let n = last_dim(&shape, 3, "images")?;
-    if data.iter().any(|v| !v.is_finite()) {
-        return Err(value_error("images", "contains NaN or infinity"));
-    }
-    let mut out = vec![0f32; n * 3];
-    run_detached(py, |_| {
-        for (s, d) in data.chunks_exact(3).zip(out.chunks_exact_mut(3)) {
-            d.copy_from_slice(&color::srgb_to_lab([s[0], s[1], s[2]]));
-        }
-    })?;
+    let (data, shape, _) = finite_floats(images, "images", 3)?;
+    let out = map_pixels(py, &data, |p| color::srgb_to_lab([p[0], p[1], p[2]]))?;
     Ok(to_numpy(py, out, &shape)?.into_any())
 }
 
 /// Lab → sRGB in [0, 1]: float `(..., 3)` → float32 `(..., 3)`.
 #[pyfunction]
 fn lab_to_rgb<'py>(py: Python<'py>, lab: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let (data, shape) = float_arg(lab, "lab")?;
-    let n = last_dim(&shape, 3, "lab")?;
-    if data.iter().any(|v| !v.is_finite()) {
-        return Err(value_error("lab", "contains NaN or infinity"));
-    }
-    let mut out = vec![0f32; n * 3];
-    run_detached(py, |parallel| {
-        let f = |(s, d): (&[f32], &mut [f32])| d.copy_from_slice(&color::lab_to_srgb([s[0], s[1], s[2]]));
-        if parallel {
-            use rayon::prelude::*;
-            data.par_chunks(3 * 4096).zip(out.par_chunks_mut(3 * 4096)).for_each(|(s, d)| s.chunks_exact(3).zip(d.chunks_exact_mut(3)).for_each(f));
-        } else {
-            data.chunks_exact(3).zip(out.chunks_exact_mut(3)).for_each(f);
-        }
-    })?;
+    let (data, shape, _) = finite_floats(lab, "lab", 3)?;
+    let out = map_pixels(py, &data, |p| color::lab_to_srgb([p[0], p[1], p[2]]))?;
     Ok(to_numpy(py, out, &shape)?.into_any())
 }
 
@@ -94,13 +91,9 @@ fn ab_bins<'py>(py: Python<'py>, grid: i64) -> PyResult<Bound<'py, PyAny>> {
 #[pyfunction]
 #[pyo3(signature = (ab, sigma=5.0, neighbours=5, grid=10))]
 fn encode_ab<'py>(py: Python<'py>, ab: &Bound<'py, PyAny>, sigma: f64, neighbours: i64, grid: i64) -> PyResult<Bound<'py, PyAny>> {
-    let (data, shape) = float_arg(ab, "ab")?;
-    let n = last_dim(&shape, 2, "ab")?;
+    let (data, shape, n) = finite_floats(ab, "ab", 2)?;
     if !(sigma > 0.0) || !sigma.is_finite() {
         return Err(value_error("sigma", format!("expected > 0, got {sigma}")));
-    }
-    if data.iter().any(|v| !v.is_finite()) {
-        return Err(value_error("ab", "contains NaN or infinity"));
     }
     let bins = grid_bins(grid)?;
     let q = bins.len();
@@ -132,11 +125,7 @@ fn encode_ab<'py>(py: Python<'py>, ab: &Bound<'py, PyAny>, sigma: f64, neighbour
 #[pyfunction]
 #[pyo3(signature = (ab, grid=10))]
 fn nearest_ab_bin<'py>(py: Python<'py>, ab: &Bound<'py, PyAny>, grid: i64) -> PyResult<Bound<'py, PyAny>> {
-    let (data, shape) = float_arg(ab, "ab")?;
-    let n = last_dim(&shape, 2, "ab")?;
-    if data.iter().any(|v| !v.is_finite()) {
-        return Err(value_error("ab", "contains NaN or infinity"));
-    }
+    let (data, shape, n) = finite_floats(ab, "ab", 2)?;
     let bins = grid_bins(grid)?;
     let mut out = vec![0i64; n];
     run_detached(py, |_| {

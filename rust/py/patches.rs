@@ -66,7 +66,7 @@ fn patch_grid<'py>(
     let mut out = vec![0u8; s.n * tile_len];
     let mut pos = vec![0i64; s.n * t * 2];
     run_blocks(py, s.n, |r, parallel| {
-        let sub = selfsup_ops::ImageBatch { data: &batch.data[r.start * s.sample_len()..r.end * s.sample_len()], shape: selfsup_ops::BatchShape { n: r.len(), ..s } };
+        let sub = batch.rows(r.clone());
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
         let rngs = |i: usize| streams.rng(OpSalt::PatchGrid, i);
         let exp = explicit.as_deref().map(|p| &p[r.start * t * 2..r.end * t * 2]);
@@ -144,7 +144,7 @@ fn jigsaw<'py>(
     let mut lab = vec![0i64; s.n];
     let mut pos = vec![0i64; s.n * t * 2];
     run_blocks(py, s.n, |r, parallel| {
-        let sub = selfsup_ops::ImageBatch { data: &batch.data[r.start * s.sample_len()..r.end * s.sample_len()], shape: selfsup_ops::BatchShape { n: r.len(), ..s } };
+        let sub = batch.rows(r.clone());
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
         let rngs = |i: usize| streams.rng(OpSalt::Jigsaw, i);
         jigsaw_ops::jigsaw_batch(
@@ -225,7 +225,7 @@ fn relative_patches<'py>(
     let mut lab = vec![0i64; s.n];
     let mut pos = vec![0i64; s.n * 4];
     run_blocks(py, s.n, |r, parallel| {
-        let sub = selfsup_ops::ImageBatch { data: &batch.data[r.start * s.sample_len()..r.end * s.sample_len()], shape: selfsup_ops::BatchShape { n: r.len(), ..s } };
+        let sub = batch.rows(r.clone());
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
         let rngs = |i: usize| streams.rng(OpSalt::Relative, i);
         relative::relative_batch(

@@ -161,13 +161,14 @@ PEAK_SCRIPT = textwrap.dedent(
 
 
 def test_memory_stays_chunk_sized():
-    # 2N = 8192: the naive logits and their softmax/gradients take several 256 MiB matrices
+    # 2N = 8192: the naive reference must hold at least the 8192 x 8192 fp32 logits (256 MiB);
+    # how many more of those it keeps alive depends on the allocator, so only that one is asserted
     growth = {}
     for backend in ("torch", "reference"):
         out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, backend], capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
         growth[backend] = int(out.stdout.split()[-1]) * 1024
-    assert growth["reference"] > 500 * 2**20, growth
+    assert growth["reference"] > 200 * 2**20, growth
     assert growth["torch"] < 100 * 2**20, growth
 
 

@@ -39,6 +39,12 @@ impl<'a> ImageBatch<'a> {
         Ok(Self { data, shape: BatchShape { n, h, w, c } })
     }
 
+    /// The samples `range` as a batch of their own.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> ImageBatch<'a> {
+        let len = self.shape.sample_len();
+        ImageBatch { data: &self.data[range.start * len..range.end * len], shape: BatchShape { n: range.len(), ..self.shape } }
+    }
+
     /// The pixels of sample `i` as an `(H, W, C)` slice.
     pub fn sample(&self, i: usize) -> &'a [u8] {
         let len = self.shape.sample_len();
