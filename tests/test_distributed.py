@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = textwrap.dedent(
@@ -17,6 +18,7 @@ SCRIPT = textwrap.dedent(
     from torch import nn
     torch.set_num_threads(1)
     from selfsup.methods.rotnet import RotNet
+    from selfsup.methods.simclr import SimCLR
     from selfsup.train import TrainConfig, Trainer
 
     class NoBatchStats(nn.Module):
@@ -29,7 +31,12 @@ SCRIPT = textwrap.dedent(
             return self.net(x).mean(dim=(2, 3))
 
     torch.manual_seed(0)
-    method = RotNet(NoBatchStats())
+    if sys.argv[2] == "rotnet":
+        method = RotNet(NoBatchStats())
+    else:
+        # a linear projection (no BatchNorm) keeps every per-anchor loss independent of the sharding;
+        # the negatives come from all ranks through the loss's all-gather
+        method = SimCLR(NoBatchStats(), head_layers=1, projection_dim=8, temperature=0.2)
     images = np.random.default_rng(1).integers(0, 256, (48, 12, 12, 3), dtype=np.uint8)
     config = TrainConfig(steps=3, batch_size=16, lr=0.1, checkpoint_every=3, log_every=1, progress=False)
     trainer = Trainer(method, images, config, sys.argv[1])
@@ -46,15 +53,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_two_gloo_processes_match_one_process(tmp_path: Path):
+@pytest.mark.parametrize("method", ["rotnet", "simclr"])
+def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], capture_output=True, text=True, timeout=300)
+    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), method], capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path / "two")],
+            [sys.executable, str(script), str(tmp_path / "two"), method],
             env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for r in range(2)

@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="pretrain on the embedded digits and probe against random init (a few minutes on a CPU)",
-        description="Pretrain RotNet on the embedded scikit-learn digits, then fit the same linear probe on "
-        "1, 5, 10 and all labels per class (3 seeds) for the pretrained and the random-init backbone; "
+        description="Pretrain SimCLR and RotNet on the embedded scikit-learn digits, then fit the same linear probe on "
+        "1, 5, 10 and all labels per class (3 seeds) for each pretrained and the random-init backbone; "
         "print the table and write report.json, probe.png and pretext.png.",
     )
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")

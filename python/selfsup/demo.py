@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from selfsup.train import TrainConfig, Trainer
 from selfsup.viz.plot import accuracy_plot
 
 DEMO_RECIPES: dict[str, TrainConfig] = {
+    "simclr": TrainConfig(steps=150, batch_size=128, lr=0.3, weight_decay=5e-4, warmup_steps=10, log_every=10, checkpoint_every=50),
     "rotnet": TrainConfig(steps=300, batch_size=64, lr=0.05, weight_decay=5e-4, warmup_steps=10, log_every=10, checkpoint_every=100),
 }
 BACKBONE = ("small_resnet", {"width": 16})
@@ -46,7 +47,7 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(out_dir: Path, methods: tuple[str, ...] = ("rotnet",), progress: bool = True) -> dict[str, Any]:
+def run_demo(out_dir: Path, methods: tuple[str, ...] = ("simclr", "rotnet"), progress: bool = True) -> dict[str, Any]:
     torch.manual_seed(0)
     data = load_digits()
     report: dict[str, Any] = {
@@ -64,8 +65,7 @@ def run_demo(out_dir: Path, methods: tuple[str, ...] = ("rotnet",), progress: bo
     report["results"]["random init"] = evaluate(make_backbone(0))
     for name in methods:
         method = plugins.get("methods", name)(make_backbone(0))
-        config = DEMO_RECIPES[name]
-        config.progress = progress
+        config = replace(DEMO_RECIPES[name], progress=progress)
         start = time.perf_counter()
         log = Trainer(method, data.train.images, config, out_dir / name).fit()
         seconds = time.perf_counter() - start

@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.data.digits",
     "selfsup.models.backbones",
     "selfsup.methods.rotnet",
+    "selfsup.methods.simclr",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",
