@@ -19,6 +19,8 @@ SCRIPT = textwrap.dedent(
     torch.set_num_threads(1)
     from selfsup.methods.rotnet import RotNet
     from selfsup.methods.simclr import SimCLR
+    from selfsup.methods.moco import MoCo
+    from selfsup.methods.vicreg import VICReg
     from selfsup.train import TrainConfig, Trainer
 
     class NoBatchStats(nn.Module):
@@ -33,6 +35,11 @@ SCRIPT = textwrap.dedent(
     torch.manual_seed(0)
     if sys.argv[2] == "rotnet":
         method = RotNet(NoBatchStats())
+    elif sys.argv[2] == "moco":
+        # 48 keys over 3 steps wrap a 40-row queue: both runs must end with the same queue
+        method = MoCo(NoBatchStats(), queue_size=40, head_layers=1, projection_dim=8)
+    elif sys.argv[2] == "vicreg":
+        method = VICReg(NoBatchStats(), projector_layers=1, projection_dim=8)
     else:
         # a linear projection (no BatchNorm) keeps every per-anchor loss independent of the sharding;
         # the negatives come from all ranks through the loss's all-gather
@@ -53,7 +60,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("method", ["rotnet", "simclr"])
+@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg"])
 def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

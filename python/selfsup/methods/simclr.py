@@ -29,14 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD, Method
+from selfsup.methods.joint import JointEmbedding, check_positive
 from selfsup.models.heads import ProjectionHead
 from selfsup.transforms import MultiView, Normalize, simclr
 
-BLUR_MIN_SIZE = 64
 
-
-class SimCLR(Method):
+class SimCLR(JointEmbedding):
     """Shapes: ``make_batch`` turns N uint8 images ``(N, H, W, 3)`` into ``views (V, N, 3, S, S)``;
     ``training_step`` returns the NT-Xent loss and the top-1 accuracy of finding the positive.
 
@@ -61,7 +59,6 @@ class SimCLR(Method):
     """
 
     name: ClassVar[str] = "simclr"
-    views: ClassVar[tuple[str, ...]] = ("views",)
 
     def __init__(
         self,
@@ -75,47 +72,23 @@ class SimCLR(Method):
         color_strength: float = 0.5,
         blur: bool | None = None,
     ) -> None:
-        super().__init__(backbone)
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected > 0, got {temperature}")
+        super().__init__(backbone, image_size=image_size, blur=blur)
+        check_positive(temperature=temperature)
         if views < 2:
             raise ValueError(f"views: expected at least 2 views per image, got {views}")
-        if image_size is not None and image_size < 8:
-            raise ValueError(f"image_size: expected at least 8 pixels, got {image_size}")
         if not color_strength >= 0:
             raise ValueError(f"color_strength: expected >= 0, got {color_strength}")
         self.temperature = float(temperature)
         self.n_views = int(views)
-        self.image_size = image_size
         self.color_strength = float(color_strength)
-        self.blur = blur
         self.head = ProjectionHead(self.feature_dim, hidden_dim or self.feature_dim, projection_dim, layers=head_layers)
-        self._recipes: dict[int, MultiView] = {}
 
-    def recipe(self, size: int) -> MultiView:
-        """The augmentation pipeline for views of side ``size``, normalised like
-        :func:`selfsup.methods.base.images_to_tensor` so probing sees the same input statistics."""
-        if size not in self._recipes:
-            blur = size >= BLUR_MIN_SIZE if self.blur is None else self.blur
-            normalize = Normalize(mean=CHANNEL_MEAN, std=CHANNEL_STD)
-            self._recipes[size] = simclr(size, strength=self.color_strength / 0.5, normalize=normalize, blur=blur, views=self.n_views)
-        return self._recipes[size]
-
-    def make_batch(
-        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
-    ) -> dict[str, torch.Tensor]:
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}")
-        size = self.image_size or int(images.shape[1])
-        views = self.recipe(size)(images, seed=seed, epoch=epoch, indices=indices)
-        return {"views": torch.stack(views).to(device)}
+    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+        return simclr(size, strength=self.color_strength / 0.5, normalize=normalize, blur=self.uses_blur(size), views=self.n_views)
 
     def project(self, views: torch.Tensor) -> torch.Tensor:
-        """``(V, N, 3, S, S)`` → projections ``(V, N, projection_dim)``; all views go through the
-        backbone in one batch, so BatchNorm sees the 2N views together as in the paper."""
-        n_views, n = views.shape[:2]
-        z: torch.Tensor = self.head(self.backbone(views.flatten(0, 1)))
-        return z.view(n_views, n, -1)
+        """``(V, N, 3, S, S)`` → projections ``(V, N, projection_dim)``."""
+        return self.encode(lambda x: self.head(self.backbone(x)), views)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         from selfsup_kernels import nt_xent, sup_con

@@ -59,9 +59,10 @@ def _normalize(normalize: bool | Normalize) -> list[Normalize]:
     return [Normalize()] if normalize else []
 
 
-def byol(size: int = 224, *, normalize: bool | Normalize = True) -> MultiView:
+def byol(size: int = 224, *, normalize: bool | Normalize = True, blur: bool = True) -> MultiView:
     """BYOL (Grill et al. 2020, arXiv:2006.07733, Table 6): asymmetric views — blur p = 1.0 / 0.1,
-    solarize p = 0.0 / 0.2; ColorJitter(0.4, 0.4, 0.2, 0.1) p = 0.8, grayscale p = 0.2."""
+    solarize p = 0.0 / 0.2; ColorJitter(0.4, 0.4, 0.2, 0.1) p = 0.8, grayscale p = 0.2.
+    ``blur=False`` drops the blur (small images, as :func:`simclr`)."""
 
     def view(blur_p: float, solarize_p: float) -> Compose:
         steps = [
@@ -69,7 +70,7 @@ def byol(size: int = 224, *, normalize: bool | Normalize = True) -> MultiView:
             RandomHorizontalFlip(0.5),
             RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
             RandomGrayscale(0.2),
-            RandomApply([GaussianBlur(blur_kernel(size), (0.1, 2.0))], p=blur_p),
+            *([RandomApply([GaussianBlur(blur_kernel(size), (0.1, 2.0))], p=blur_p)] if blur else []),
         ]
         if solarize_p > 0:
             steps.append(RandomSolarize(128, p=solarize_p))
@@ -78,15 +79,16 @@ def byol(size: int = 224, *, normalize: bool | Normalize = True) -> MultiView:
     return MultiView([view(1.0, 0.0), view(0.1, 0.2)])
 
 
-def mocov2(size: int = 224, *, normalize: bool | Normalize = True) -> MultiView:
+def mocov2(size: int = 224, *, normalize: bool | Normalize = True, blur: bool = True) -> MultiView:
     """MoCo v2 (Chen et al. 2020, arXiv:2003.04297): RandomResizedCrop (0.2, 1), ColorJitter(0.4,
-    0.4, 0.4, 0.1) p = 0.8, grayscale p = 0.2, blur σ ∈ [0.1, 2] p = 0.5, flip; two views."""
+    0.4, 0.4, 0.1) p = 0.8, grayscale p = 0.2, blur σ ∈ [0.1, 2] p = 0.5, flip; two views.
+    ``blur=False`` drops the blur (small images, as :func:`simclr`)."""
     view = Compose(
         [
             RandomResizedCrop(size, scale=(0.2, 1.0)),
             RandomApply([ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
             RandomGrayscale(0.2),
-            RandomApply([GaussianBlur(blur_kernel(size), (0.1, 2.0))], p=0.5),
+            *([RandomApply([GaussianBlur(blur_kernel(size), (0.1, 2.0))], p=0.5)] if blur else []),
             RandomHorizontalFlip(0.5),
             *_normalize(normalize),
         ]

@@ -1,0 +1,123 @@
+"""What the joint-embedding methods share: augmented views from a native recipe, one encoder pass
+over all views, the exponential moving average of momentum encoders, global-batch gathering."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD, Method
+from selfsup.transforms import MultiView, Normalize, byol, mocov2, simclr
+
+BLUR_MIN_SIZE = 64
+"""Views smaller than this get no Gaussian blur (SimCLR, arXiv:2002.05709, Appendix B.9: none on CIFAR)."""
+
+RECIPES: dict[str, Callable[..., MultiView]] = {"simclr": simclr, "byol": byol, "mocov2": mocov2}
+
+
+class JointEmbedding(Method):
+    """A method trained on ``V`` augmented views of every image.
+
+    Subclasses set ``recipe_name`` (a key of :data:`RECIPES`) and may override :meth:`recipe`.
+    ``make_batch`` returns ``views (V, N, 3, S, S)``, normalised like
+    :func:`selfsup.methods.base.images_to_tensor` so that probing sees the statistics training saw.
+    """
+
+    views: ClassVar[tuple[str, ...]] = ("views",)
+    recipe_name: ClassVar[str] = "simclr"
+
+    def __init__(self, backbone: nn.Module, image_size: int | None = None, blur: bool | None = None) -> None:
+        super().__init__(backbone)
+        if image_size is not None and image_size < 8:
+            raise ValueError(f"image_size: expected at least 8 pixels, got {image_size}")
+        self.image_size = image_size
+        self.blur = blur
+        self._recipes: dict[int, MultiView] = {}
+
+    def uses_blur(self, size: int) -> bool:
+        return size >= BLUR_MIN_SIZE if self.blur is None else self.blur
+
+    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+        """The pipeline for views of side ``size``: the named recipe, without blur on small images."""
+        return RECIPES[self.recipe_name](size, normalize=normalize, blur=self.uses_blur(size))
+
+    def recipe(self, size: int) -> MultiView:
+        if size not in self._recipes:
+            self._recipes[size] = self.build_recipe(size, Normalize(mean=CHANNEL_MEAN, std=CHANNEL_STD))
+        return self._recipes[size]
+
+    def make_batch(
+        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}")
+        size = self.image_size or int(images.shape[1])
+        views = self.recipe(size)(images, seed=seed, epoch=epoch, indices=indices)
+        return {"views": torch.stack(views).to(device)}
+
+    @staticmethod
+    def encode(encoder: Callable[[torch.Tensor], torch.Tensor], views: torch.Tensor) -> torch.Tensor:
+        """``(V, N, 3, S, S)`` → ``(V, N, D)`` in one pass, so BatchNorm sees all views together."""
+        out = encoder(views.flatten(0, 1))
+        return out.view(views.shape[0], views.shape[1], -1)
+
+
+def momentum_at(base: float, step: int, total_steps: int) -> float:
+    """BYOL's schedule (Grill et al. 2020, eq. after 3.2): τ = 1 − (1 − τ_base)(cos(πk/K) + 1)/2,
+    rising from τ_base at step 0 to 1 at the last step."""
+    progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def momentum_copy(module: nn.Module) -> nn.Module:
+    """A frozen copy of ``module`` to be updated by :func:`ema_update` (a target/key encoder)."""
+    target = copy.deepcopy(module)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    """ξ ← m·ξ + (1 − m)·θ for every parameter; buffers (BatchNorm statistics) are copied."""
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.mul_(momentum).add_(o.detach(), alpha=1.0 - momentum)
+    for buffer, source in zip(target.buffers(), online.buffers()):
+        buffer.copy_(source)
+
+
+def gather_global(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' ``x`` (with gradient) in the order of the global batch. The trainer gives rank r
+    the samples r, r + W, r + 2W, … (:func:`selfsup.train.distributed.shard`), so the rank-major
+    gather is interleaved back; outside ``torch.distributed`` it returns ``x``."""
+    from selfsup_kernels.distributed import gather, world
+
+    _, size = world()
+    if size == 1:
+        return x
+    gathered, _ = gather(x)
+    return gathered.view(size, x.shape[0], *x.shape[1:]).transpose(0, 1).reshape(size * x.shape[0], *x.shape[1:])
+
+
+def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
+    """The off-diagonal entries of a square ``(D, D)`` matrix as a flat ``(D² − D,)`` view."""
+    d = matrix.shape[0]
+    return matrix.flatten()[:-1].view(d - 1, d + 1)[:, 1:].flatten()
+
+
+def mean_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean cosine similarity of matching rows of ``a`` and ``b`` ``(N, D)``."""
+    return nn.functional.cosine_similarity(a, b, dim=-1).mean()
+
+
+def check_positive(**values: Any) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name}: expected > 0, got {value}")

@@ -1,0 +1,87 @@
+"""VICReg (Bardes, Ponce & LeCun 2022, "Variance-Invariance-Covariance Regularization",
+arXiv:2105.04906).
+
+For the two views' embeddings Z, Z′ ``(N, D)``:
+
+    s(Z, Z′) = (1/ND) Σ_b ‖z_b − z′_b‖²   (the paper's code: mean squared error)   (invariance)
+    v(Z)     = (1/D) Σ_j max(0, γ − √(Var(z_j) + ε)),   γ = 1, ε = 10⁻⁴           (variance)
+    c(Z)     = (1/D) Σ_{i≠j} Cov(Z)_ij²                                            (covariance)
+    L = λ s + μ [v(Z) + v(Z′)] + ν [c(Z) + c(Z′)],   λ = μ = 25, ν = 1             (eq. 6)
+
+Variances and covariances use the unbiased (N − 1) estimate, as the paper's code. The expander is
+3 layers with BatchNorm (paper: 8192; here 4 × the backbone's features). Under
+``torch.distributed`` all ranks' embeddings are gathered with gradient and each rank computes the
+loss of the global batch (the paper's FullGatherLayer).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup.hookspecs import Register, hookimpl
+from selfsup.methods.joint import JointEmbedding, check_positive, gather_global, off_diagonal
+from selfsup.models.heads import ProjectionHead
+
+
+class VICReg(JointEmbedding):
+    """Args: ``backbone``; ``projection_dim``, ``projector_layers``; the weights λ
+    (``invariance_weight``), μ (``variance_weight``), ν (``covariance_weight``)."""
+
+    name: ClassVar[str] = "vicreg"
+    recipe_name: ClassVar[str] = "byol"
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        projection_dim: int | None = None,
+        projector_layers: int = 3,
+        invariance_weight: float = 25.0,
+        variance_weight: float = 25.0,
+        covariance_weight: float = 1.0,
+        image_size: int | None = None,
+        blur: bool | None = None,
+    ) -> None:
+        super().__init__(backbone, image_size=image_size, blur=blur)
+        dim = projection_dim or 4 * self.feature_dim
+        check_positive(projection_dim=dim)
+        for name, value in (("invariance_weight", invariance_weight), ("variance_weight", variance_weight), ("covariance_weight", covariance_weight)):
+            if not value >= 0:
+                raise ValueError(f"{name}: expected >= 0, got {value}")
+        self.weights = (float(invariance_weight), float(variance_weight), float(covariance_weight))
+        self.projector = ProjectionHead(self.feature_dim, dim, dim, layers=projector_layers)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        z = self.encode(lambda x: self.projector(self.backbone(x)), batch["views"])
+        terms = vicreg_terms(gather_global(z[0]), gather_global(z[1]))
+        lam, mu, nu = self.weights
+        loss = lam * terms["invariance"] + mu * terms["variance"] + nu * terms["covariance"]
+        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+
+
+def vicreg_terms(z1: torch.Tensor, z2: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> dict[str, torch.Tensor]:
+    """The three unweighted terms ``invariance`` s, ``variance`` v(Z) + v(Z′) and ``covariance``
+    c(Z) + c(Z′) for ``z1``, ``z2`` ``(N, D)``, N ≥ 2."""
+    if z1.shape != z2.shape or z1.ndim != 2:
+        raise ValueError(f"z2: expected the shape of z1 (N, D), got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if z1.shape[0] < 2:
+        raise ValueError(f"z1: variance and covariance need at least 2 samples, got {z1.shape[0]}")
+    n, d = z1.shape
+    invariance = F.mse_loss(z1, z2, reduction="none").sum(1).mean() / d
+    variance = z1.new_zeros(())
+    covariance = z1.new_zeros(())
+    for z in (z1, z2):
+        centred = z - z.mean(0)
+        std = torch.sqrt(centred.var(0) + eps)
+        variance = variance + F.relu(gamma - std).mean()
+        cov = centred.T @ centred / (n - 1)
+        covariance = covariance + off_diagonal(cov).pow(2).sum() / d
+    return {"invariance": invariance, "variance": variance, "covariance": covariance}
+
+
+@hookimpl
+def selfsup_register_methods(register: Register) -> None:
+    register(VICReg)

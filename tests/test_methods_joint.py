@@ -1,0 +1,278 @@
+"""MoCo v2/v3, BYOL, SimSiam, Barlow Twins and VICReg: losses against numpy transcriptions of the
+papers' equations, momentum schedules, the MoCo queue's edge cases, learning, bad options."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from selfsup import plugins
+from selfsup.data import load_digits
+from selfsup.methods.barlow_twins import barlow_twins_loss
+from selfsup.methods.joint import ema_update, momentum_at, off_diagonal
+from selfsup.methods.vicreg import vicreg_terms
+from selfsup.models import small_resnet
+from selfsup.train import TrainConfig, Trainer
+
+DIGITS = load_digits().train.images[:96]
+
+
+def method(name: str, **options):
+    torch.manual_seed(0)
+    return plugins.get("methods", name)(small_resnet(width=8), **options)
+
+
+def batch_of(m, count: int = 8):
+    return m.make_batch(DIGITS[:count], seed=1, epoch=0, indices=np.arange(count))
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def cross_entropy_first(logits: np.ndarray) -> float:
+    """Mean over rows of −log softmax(row)[0] (the positive first)."""
+    top = logits.max(1, keepdims=True)
+    return float(np.mean(np.log(np.exp(logits - top).sum(1)) + top[:, 0] - logits[:, 0]))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (unit(a) * unit(b)).sum(-1)
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+def test_momentum_schedule_is_byols_cosine():
+    assert momentum_at(0.996, 0, 100) == pytest.approx(0.996)
+    assert momentum_at(0.996, 100, 100) == pytest.approx(1.0)
+    assert momentum_at(0.996, 50, 100) == pytest.approx(1 - 0.004 * (math.cos(math.pi / 2) + 1) / 2)
+
+
+def test_ema_update_moves_parameters_and_copies_buffers():
+    online, target = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        online.weight.fill_(2.0)
+        target.weight.fill_(1.0)
+        online.running_mean.fill_(5.0)
+    ema_update(target, online, 0.9)
+    torch.testing.assert_close(target.weight, torch.full((3,), 0.9 * 1.0 + 0.1 * 2.0))
+    torch.testing.assert_close(target.running_mean, torch.full((3,), 5.0))
+
+
+def test_off_diagonal_lists_every_entry_but_the_diagonal():
+    m = torch.arange(16.0).view(4, 4)
+    expected = [m[i, j].item() for i in range(4) for j in range(4) if i != j]
+    assert off_diagonal(m).tolist() == expected
+
+
+# ---------------------------------------------------------------- loss formulas
+
+
+def numpy_barlow_twins(z1: np.ndarray, z2: np.ndarray, lam: float) -> float:
+    a = (z1 - z1.mean(0)) / np.sqrt(z1.var(0) + 1e-5)
+    b = (z2 - z2.mean(0)) / np.sqrt(z2.var(0) + 1e-5)
+    c = a.T @ b / len(z1)
+    return float(((1 - np.diag(c)) ** 2).sum() + lam * (c**2).sum() - lam * (np.diag(c) ** 2).sum())
+
+
+def numpy_vicreg(z1: np.ndarray, z2: np.ndarray) -> dict[str, float]:
+    n, d = z1.shape
+    out = {"invariance": float(((z1 - z2) ** 2).mean()), "variance": 0.0, "covariance": 0.0}
+    for z in (z1, z2):
+        out["variance"] += float(np.maximum(0, 1 - np.sqrt(z.var(0, ddof=1) + 1e-4)).mean())
+        cov = np.cov(z, rowvar=False)
+        out["covariance"] += float(((cov**2).sum() - (np.diag(cov) ** 2).sum()) / d)
+    return out
+
+
+def test_barlow_twins_loss_matches_the_paper():
+    rng = np.random.default_rng(0)
+    z1, z2 = rng.normal(size=(12, 6)), rng.normal(size=(12, 6))
+    loss, _ = barlow_twins_loss(torch.from_numpy(z1), torch.from_numpy(z2), 0.0051)
+    assert loss.item() == pytest.approx(numpy_barlow_twins(z1, z2, 0.0051), rel=1e-9)
+    m = method("barlow_twins", projection_dim=16)
+    batch = batch_of(m)
+    out = m.training_step(batch)
+    with torch.no_grad():
+        z = m.encode(lambda x: m.projector(m.backbone(x)), batch["views"]).double().numpy()
+    assert out["loss"].item() == pytest.approx(numpy_barlow_twins(z[0], z[1], 5e-3), rel=1e-4)
+
+
+def test_vicreg_terms_match_the_paper():
+    rng = np.random.default_rng(1)
+    z1, z2 = rng.normal(size=(10, 5)), rng.normal(size=(10, 5)) * 0.3
+    terms = vicreg_terms(torch.from_numpy(z1), torch.from_numpy(z2))
+    for key, value in numpy_vicreg(z1, z2).items():
+        assert terms[key].item() == pytest.approx(value, rel=1e-9), key
+    m = method("vicreg", projection_dim=16)
+    batch = batch_of(m)
+    out = m.training_step(batch)
+    with torch.no_grad():
+        z = m.encode(lambda x: m.projector(m.backbone(x)), batch["views"]).double().numpy()
+    expected = numpy_vicreg(z[0], z[1])
+    assert out["loss"].item() == pytest.approx(25 * expected["invariance"] + 25 * expected["variance"] + expected["covariance"], rel=1e-4)
+
+
+def test_byol_loss_predicts_the_other_views_target():
+    m = method("byol", projection_dim=16)
+    batch = batch_of(m)
+    out = m.training_step(batch)
+    with torch.no_grad():
+        p = m.encode(lambda x: m.predictor(m.projector(m.backbone(x))), batch["views"]).numpy()
+        t = m.encode(lambda x: m.target_projector(m.target_backbone(x)), batch["views"]).numpy()
+    expected = (2 - 2 * cosine(p[0], t[1]).mean()) + (2 - 2 * cosine(p[1], t[0]).mean())
+    assert out["loss"].item() == pytest.approx(float(expected), rel=1e-5)
+    out["loss"].backward()
+    assert all(q.grad is None for q in m.target_backbone.parameters()), "the target gets no gradient"
+    before = next(m.target_backbone.parameters()).clone()
+    online = next(m.backbone.parameters()).detach().clone()
+    m.on_step_end(1, 10)
+    expected_momentum = momentum_at(0.996, 1, 10)
+    torch.testing.assert_close(next(m.target_backbone.parameters()), expected_momentum * before + (1 - expected_momentum) * online)
+
+
+def test_simsiam_loss_stops_the_gradient_of_the_target_branch():
+    m = method("simsiam", projection_dim=16)
+    batch = batch_of(m)
+    out = m.training_step(batch)
+    with torch.no_grad():
+        z = m.encode(lambda x: m.projector(m.backbone(x)), batch["views"])
+        p = m.predictor(z.flatten(0, 1)).view_as(z).numpy()
+    z = z.numpy()
+    assert out["loss"].item() == pytest.approx(float(-0.5 * (cosine(p[0], z[1]).mean() + cosine(p[1], z[0]).mean())), rel=1e-5)
+    # with stop-gradient, the loss's gradient w.r.t. z only comes through the predictor path
+    zz = torch.from_numpy(z).requires_grad_(True)
+    pp = m.predictor(zz.flatten(0, 1)).view_as(zz)
+    loss = -0.5 * (torch.cosine_similarity(pp[0], zz[1].detach(), dim=-1).mean() + torch.cosine_similarity(pp[1], zz[0].detach(), dim=-1).mean())
+    loss.backward()
+    assert zz.grad is not None and torch.isfinite(zz.grad).all()
+
+
+def test_moco_v2_contrasts_against_the_queue_then_enqueues():
+    m = method("moco", queue_size=20, projection_dim=16, temperature=0.2)
+    queue = m.queue.clone().numpy()
+    batch = batch_of(m)
+    out = m.training_step(batch)
+    with torch.no_grad():
+        q = unit(m.encode(lambda x: m.head(m.backbone(x)), batch["views"])[0].numpy())
+        k = unit(m.encode(lambda x: m.key_head(m.key_backbone(x)), batch["views"])[1].numpy())
+    logits = np.concatenate([(q * k).sum(1, keepdims=True), q @ queue.T], axis=1) / 0.2
+    assert out["loss"].item() == pytest.approx(cross_entropy_first(logits), rel=1e-5)
+    np.testing.assert_allclose(m.queue[:8].numpy(), k, atol=1e-6)
+    np.testing.assert_array_equal(m.queue[8:].numpy(), queue[8:])
+    assert int(m.queue_pointer) == 8 and int(m.queue_filled) == 8
+
+
+def test_moco_v3_is_symmetric_over_batch_negatives():
+    m = method("moco", version=3, projection_dim=16, temperature=0.2)
+    assert not hasattr(m, "queue")
+    batch = batch_of(m)
+    out = m.training_step(batch)
+    with torch.no_grad():
+        q = m.encode(lambda x: m.head(m.backbone(x)), batch["views"])
+        p = unit(m.encode(m.predictor, q).numpy())
+        k = unit(m.encode(lambda x: m.key_head(m.key_backbone(x)), batch["views"]).numpy())
+
+    def ctr(a: np.ndarray, b: np.ndarray) -> float:
+        logits = a @ b.T / 0.2
+        top = logits.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(logits - top).sum(1)) + top[:, 0] - np.diag(logits)))
+
+    assert out["loss"].item() == pytest.approx(2 * 0.2 * (ctr(p[0], k[1]) + ctr(p[1], k[0])), rel=1e-5)
+
+
+def test_moco_queue_wraps_and_keeps_the_newest_keys():
+    m = method("moco", queue_size=10, projection_dim=4)
+    keys = [torch.full((4, 4), float(i)) for i in range(3)]
+    for k in keys:
+        m.enqueue(k)
+    assert int(m.queue_pointer) == 2 and int(m.queue_filled) == 10
+    expected = [2, 2] + [0] * 2 + [1] * 4 + [2] * 2  # the third batch wrapped over positions 8, 9, 0, 1
+    assert m.queue[:, 0].tolist() == [float(v) for v in expected]
+    # a batch larger than the queue keeps its newest K keys, in order
+    big = torch.arange(13.0).repeat(4, 1).T
+    m.enqueue(big)
+    assert sorted(m.queue[:, 0].tolist()) == [float(v) for v in range(3, 13)]
+
+
+def test_moco_queue_survives_a_checkpoint(tmp_path: Path):
+    m = method("moco", queue_size=50, projection_dim=8)
+    config = TrainConfig(steps=3, batch_size=32, lr=0.05, log_every=1, progress=False, checkpoint_every=3)
+    Trainer(m, DIGITS, config, tmp_path).fit()
+    restored = method("moco", queue_size=50, projection_dim=8)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    restored.load_state_dict(state)
+    torch.testing.assert_close(restored.queue, m.queue)
+    assert int(restored.queue_pointer) == (3 * 32) % 50
+    torch.testing.assert_close(restored.key_backbone.state_dict(), m.key_backbone.state_dict())
+
+
+# ---------------------------------------------------------------- learning and options
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("moco", {"version": 3, "projection_dim": 16}),
+        ("barlow_twins", {"projection_dim": 32}),
+        ("vicreg", {"projection_dim": 32}),
+        ("simsiam", {"projection_dim": 32}),
+        ("byol", {"projection_dim": 16}),
+    ],
+)
+def test_a_few_steps_reduce_the_loss(tmp_path: Path, name: str, options: dict):
+    config = TrainConfig(steps=16, batch_size=32, lr=0.05, log_every=1, progress=False, warmup_steps=1, checkpoint_every=16)
+    log = Trainer(method(name, **options), DIGITS, config, tmp_path).fit()
+    first = np.mean([r["loss"] for r in log[:3]])
+    last = np.mean([r["loss"] for r in log[-3:]])
+    assert last < first, (first, last)
+
+
+def test_moco_v2_learns_to_find_the_key_among_the_queue():
+    # at this scale MoCo's loss first climbs while real keys replace the random queue (the paper's
+    # curves do too), so learning is checked against a fixed queue and batch
+    m = method("moco", queue_size=64, projection_dim=16, momentum=0.99)
+    m.enqueue(torch.nn.functional.normalize(torch.randn(64, 16, generator=torch.Generator().manual_seed(0)), dim=1))
+    optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+    batch = batch_of(m, 32)
+    queue = m.queue.clone()
+    losses = []
+    for step in range(10):
+        loss = m.training_step(batch)["loss"]
+        m.queue.copy_(queue)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        m.on_step_end(step + 1, 100)
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize(
+    "name, options, pattern",
+    [
+        ("moco", {"version": 1}, "version: expected 2 or 3"),
+        ("moco", {"queue_size": 0}, "queue_size: expected a positive int"),
+        ("moco", {"temperature": -0.1}, "temperature: expected > 0"),
+        ("moco", {"momentum": 1.5}, r"momentum: expected a value in \[0, 1\]"),
+        ("byol", {"base_momentum": -0.1}, "base_momentum"),
+        ("barlow_twins", {"redundancy_weight": 0.0}, "redundancy_weight: expected > 0"),
+        ("vicreg", {"variance_weight": -1.0}, "variance_weight: expected >= 0"),
+        ("simsiam", {"image_size": 2}, "image_size: expected at least 8"),
+    ],
+)
+def test_bad_options(name: str, options: dict, pattern: str):
+    with pytest.raises(ValueError, match=pattern):
+        method(name, **options)
+
+
+def test_losses_refuse_a_single_sample():
+    with pytest.raises(ValueError, match="z1: .*at least 2 samples"):
+        barlow_twins_loss(torch.randn(1, 4), torch.randn(1, 4))
+    with pytest.raises(ValueError, match="z2: expected the shape of z1"):
+        vicreg_terms(torch.randn(4, 4), torch.randn(4, 3))
