@@ -185,6 +185,8 @@ def test_memory_stays_chunk_sized():
         (lambda: nt_xent(torch.ones(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.long)), TypeError, "z1: expected a floating"),
         (lambda: nt_xent(torch.randn(3, 4), torch.randn(3, 4), reduction="max"), ValueError, "reduction"),
         (lambda: nt_xent(torch.randn(3, 4), torch.randn(3, 4), backend="cuda"), ValueError, "backend"),
+        (lambda: nt_xent(torch.randn(3, 4), torch.randn(3, 4), backend="triton"), ValueError, "backend: 'triton' needs CUDA tensors"),
+        (lambda: sup_con(torch.randn(4, 2, 3).double(), torch.arange(4), backend="triton"), ValueError, "backend: 'triton' needs CUDA"),
         (lambda: info_nce(torch.randn(3, 4), torch.randn(3, 4), batch_negatives=False), ValueError, "negatives: required"),
         (lambda: info_nce(torch.randn(3, 4), torch.randn(3, 4), torch.randn(5, 3)), ValueError, "negatives: expected embedding dimension"),
         (lambda: sup_con(torch.randn(4, 2, 3), torch.tensor([0, 1, 2])), ValueError, r"labels: expected shape \(4,\)"),
