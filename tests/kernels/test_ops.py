@@ -3,10 +3,17 @@ training step that calls ``nt_xent`` without graph breaks, matching eager."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+import selfsup_kernels
 from selfsup_kernels import _ops, nt_xent
 
 torch.set_num_threads(2)
@@ -76,3 +83,37 @@ def test_compiled_training_step_has_no_graph_breaks_and_matches_eager():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     # and the eager loss is the naive one
     torch.testing.assert_close(eager_loss, nt_xent(model(x1), model(x2), 0.2, backend="reference"), rtol=1e-5, atol=1e-6)
+
+
+NO_TRITON = textwrap.dedent(
+    """
+    import sys
+    import torch
+    from selfsup_kernels import nt_xent, reference
+    from selfsup_kernels.triton import is_available
+    assert not is_available()
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(9, 5, generator=g), torch.randn(9, 5, generator=g)
+    ours, ref = nt_xent(z1, z2, 0.3), reference.nt_xent(z1, z2, 0.3).mean()
+    assert abs(float(ours) - float(ref)) < 1e-5, (float(ours), float(ref))
+    try:
+        nt_xent(z1, z2, 0.3, backend="triton")
+    except ValueError as e:
+        assert "needs the triton package" in str(e), e
+    else:
+        raise AssertionError("backend='triton' without triton must fail")
+    assert "triton" not in sys.modules
+    """
+)
+
+
+def test_works_without_triton(tmp_path: Path):
+    # a site-packages with everything but triton (linked), and no .pth processing (-S)
+    site = Path(torch.__file__).parent.parent
+    for entry in site.iterdir():
+        if not entry.name.startswith(("triton", "selfsup_kernels")):
+            (tmp_path / entry.name).symlink_to(entry)
+    (tmp_path / "selfsup_kernels").symlink_to(Path(selfsup_kernels.__file__).parent)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    out = subprocess.run([sys.executable, "-S", "-c", NO_TRITON], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]

@@ -13,8 +13,11 @@ __all__ = ["interpreting", "is_available"]
 
 
 def is_available() -> bool:
-    """True when the ``triton`` package can be imported."""
-    return importlib.util.find_spec("triton") is not None
+    """True when the ``triton`` package can be found (it is imported only on first launch)."""
+    try:
+        return importlib.util.find_spec("triton") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def interpreting() -> bool:
