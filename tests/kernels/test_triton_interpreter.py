@@ -21,6 +21,7 @@ from selfsup_kernels import info_nce, nt_xent, sup_con
 
 N, K, D, V = 41, 67, 24, 2
 REDUCTIONS = ("mean", "sum", "none")
+LOSSES = ("nt_xent", "info_nce_queue", "info_nce_batch", "info_nce_batch_only", "sup_con")
 
 
 def inputs() -> dict[str, torch.Tensor]:
@@ -35,7 +36,7 @@ def inputs() -> dict[str, torch.Tensor]:
     }
 
 
-def cases(backend: str, x: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, list[torch.Tensor]]]:
+def cases(backend: str, x: dict[str, torch.Tensor], reductions: tuple[str, ...] = REDUCTIONS) -> dict[str, tuple[torch.Tensor, list[torch.Tensor]]]:
     """Every loss and reduction: ``(loss, grads wrt (inputs..., temperature))``, a per-row loss
     weighted before backward so each row's gradient path is distinct."""
     losses = {
@@ -50,7 +51,7 @@ def cases(backend: str, x: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Ten
     }
     out = {}
     for name, (fn, names) in losses.items():
-        for reduction in REDUCTIONS:
+        for reduction in reductions:
             leaves = {k: (v.clone().requires_grad_() if k in names else v) for k, v in x.items()}
             tau = torch.tensor(0.1 if name != "info_nce_batch_only" else 0.5, requires_grad=True)
             loss = fn(leaves, tau, reduction)
@@ -70,9 +71,16 @@ SCRIPT = textwrap.dedent(
     from selfsup_kernels.triton import host
 
     torch.set_num_threads(1)
+    # D = 24 in two slices of 16: the general path (score tiles summed over D slices, gradient
+    # products per D slice)
     host.BLOCK_OVERRIDE = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": 16, "BLOCK_DV": 16}
     x = inputs()
     results = cases("triton", x)
+    # D = 24 in one tile of 32: the path GPUs take up to D = 256 (rows loaded once, the column
+    # tile shared by the score and gradient products)
+    host.BLOCK_OVERRIDE = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": 32, "BLOCK_DV": 32}
+    one_tile = cases("triton", x, ("none",))
+    host.BLOCK_OVERRIDE = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": 16, "BLOCK_DV": 16}
 
     # fp16 at tau = 0.01: finite and close to float32. (bfloat16 is not checked here: the
     # interpreter of triton 3.9 multiplies bfloat16 tiles wrongly even in a bare tl.dot(a, b))
@@ -98,7 +106,7 @@ SCRIPT = textwrap.dedent(
         torch.library.opcheck(_ops.ops.triton_lse.default, args)
     lse = _ops.ops.triton_lse(q, c, a, e, own, False).detach()
     torch.library.opcheck(_ops.ops.triton_lse_backward.default, (torch.rand(41), lse, q.detach(), c.detach(), a.detach(), e.detach(), own))
-    torch.save({"cases": results, "low": low, "strided": strided, "strided_inputs": (q_strided.clone(), c_t.clone())}, sys.argv[1])
+    torch.save({"cases": results, "one_tile": one_tile, "low": low, "strided": strided, "strided_inputs": (q_strided.clone(), c_t.clone())}, sys.argv[1])
     """
 )
 
@@ -116,13 +124,22 @@ def triton_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("loss", ["nt_xent", "info_nce_queue", "info_nce_batch", "info_nce_batch_only", "sup_con"])
+@pytest.mark.parametrize("loss", LOSSES)
 def test_triton_matches_reference(triton_results: dict[str, object], loss: str, reduction: str):
     expected = cases("reference", inputs())[f"{loss}/{reduction}"]
     got = triton_results["cases"][f"{loss}/{reduction}"]  # type: ignore[index]
     torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-5)
     for a, b in zip(got[1], expected[1]):
         # the last gradient is the temperature's
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_triton_single_d_tile_matches_reference(triton_results: dict[str, object], loss: str):
+    expected = cases("reference", inputs(), ("none",))[f"{loss}/none"]
+    got = triton_results["one_tile"][f"{loss}/none"]  # type: ignore[index]
+    torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(got[1], expected[1]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
