@@ -17,23 +17,28 @@ SUPPORTED = (torch.float32, torch.bfloat16, torch.float16)
 BLOCK_OVERRIDE: dict[str, int] | None = None
 
 
-def block_sizes(dim: int, dtype: torch.dtype) -> dict[str, int]:
-    """Power-of-two tiles (≥ 16, the smallest ``tl.dot`` tile) for feature size ``dim``.
+def block_sizes(dim: int, dtype: torch.dtype, backward: bool = False) -> dict[str, int]:
+    """Power-of-two tiles (≥ 16, the smallest ``tl.dot`` tile) for feature size ``dim``, with the
+    warps and pipeline stages to launch them.
 
-    ``BLOCK_D`` slices ``D`` for the score product, ``BLOCK_DV`` for the gradient products; up to
-    ``D = 256`` one slice holds all of ``D``. Not autotuned.
+    ``BLOCK_D`` slices ``D`` for the score product, ``BLOCK_DV`` for the gradient products. Chosen
+    (not autotuned) so that every kernel compiles for sm_90 without register spills up to
+    ``D = 256`` in 16-bit (checked with ptxas resource usage); 16-bit tiles hold all of ``D`` up to
+    256, float32 (IEEE products, no tensor cores) uses 32 × 32 tiles and 64-wide D slices.
     """
     d_pad = max(16, triton.next_power_of_2(dim))
     if BLOCK_OVERRIDE is not None:
         cfg = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": min(d_pad, 16), "BLOCK_DV": min(d_pad, 16), **BLOCK_OVERRIDE}
     elif interpreting():
         cfg = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_D": min(d_pad, 64), "BLOCK_DV": min(d_pad, 64)}
+    elif dtype == torch.float32:
+        cfg = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_D": min(d_pad, 64), "BLOCK_DV": min(d_pad, 64), "num_warps": 4, "num_stages": 2}
     elif d_pad <= 128:
-        cfg = {"BLOCK_M": 64 if dtype == torch.float32 else 128, "BLOCK_N": 64, "BLOCK_D": d_pad, "BLOCK_DV": d_pad}
+        cfg = {"BLOCK_M": 64 if backward else 128, "BLOCK_N": 64, "BLOCK_D": d_pad, "BLOCK_DV": d_pad, "num_warps": 8, "num_stages": 3}
     elif d_pad == 256:
-        cfg = {"BLOCK_M": 64, "BLOCK_N": 32 if dtype == torch.float32 else 64, "BLOCK_D": 256, "BLOCK_DV": 256}
+        cfg = {"BLOCK_M": 64, "BLOCK_N": 32 if backward else 64, "BLOCK_D": 256, "BLOCK_DV": 256, "num_warps": 8, "num_stages": 2}
     else:
-        cfg = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_D": 128, "BLOCK_DV": 128}
+        cfg = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_D": 128, "BLOCK_DV": 128, "num_warps": 8, "num_stages": 2}
     cfg["NUM_D"] = triton.cdiv(dim, cfg["BLOCK_D"])
     cfg["NUM_V"] = triton.cdiv(dim, cfg["BLOCK_DV"])
     return cfg
@@ -44,11 +49,8 @@ def _precision(dtype: torch.dtype) -> str:
     return "tf32" if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
 
-def _launch_options(cfg: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:
-    if interpreting():
-        return {}
-    big = cfg["BLOCK_M"] * max(cfg["BLOCK_N"], cfg["BLOCK_DV"]) >= 128 * 64
-    return {"num_warps": 8 if big else 4, "num_stages": 2 if dtype == torch.float32 or cfg["BLOCK_D"] > 128 else 3}
+def _launch_options(cfg: dict[str, int]) -> dict[str, Any]:
+    return {key: cfg[key] for key in ("num_warps", "num_stages") if key in cfg and not interpreting()}
 
 
 def check_supported(q: Tensor) -> None:
@@ -75,7 +77,7 @@ def lse_forward(q: Tensor, c: Tensor, alpha: Tensor, extra: Tensor | None, own: 
         num_rows, num_cols, dim, q.stride(0), q.stride(1), c.stride(0), c.stride(1),
         HAS_EXTRA=extra is not None, HAS_OWN=own is not None, FIXED_MAX=fixed_max,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_D=cfg["BLOCK_D"], NUM_D=cfg["NUM_D"],
-        PRECISION=_precision(q.dtype), **_launch_options(cfg, q.dtype),
+        PRECISION=_precision(q.dtype), **_launch_options(cfg),
     )  # fmt: skip
     return lse
 
@@ -87,7 +89,7 @@ def lse_backward(
     ``extra``). ``dα`` is the sum of per-(slice, row) partials: a deterministic reduction."""
     check_supported(q)
     (num_rows, dim), num_cols = q.shape, c.shape[0]
-    cfg = block_sizes(dim, q.dtype)
+    cfg = block_sizes(dim, q.dtype, backward=True)
     alpha32 = _scalar(alpha, q)
     g = grad.detach().to(torch.float32).contiguous()
     lse = lse.detach().to(torch.float32).contiguous()
@@ -98,7 +100,7 @@ def lse_backward(
     shared = cfg["NUM_D"] == 1 and cfg["BLOCK_DV"] == cfg["BLOCK_D"]
     common: dict[str, Any] = dict(
         HAS_OWN=own is not None, SHARED=shared, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_D=cfg["BLOCK_D"],
-        NUM_D=cfg["NUM_D"], BLOCK_DV=cfg["BLOCK_DV"], PRECISION=_precision(q.dtype), **_launch_options(cfg, q.dtype),
+        NUM_D=cfg["NUM_D"], BLOCK_DV=cfg["BLOCK_DV"], PRECISION=_precision(q.dtype), **_launch_options(cfg),
     )  # fmt: skip
     lse_bwd_dq_kernel[(triton.cdiv(num_rows, cfg["BLOCK_M"]), cfg["NUM_V"])](
         q, c, alpha32, lse, g, own_idx, dq, partial,

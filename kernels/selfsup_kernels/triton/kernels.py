@@ -24,10 +24,11 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634
-LN2 = 0.6931471805599453
+# globals a kernel reads must be constexpr (the compiler rejects others; the interpreter does not)
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
 #: Finite initial running maximum: a fully masked tile then gives exp2(-inf - m) = 0, never nan.
-NEG_BIG = -1.0e30
+NEG_BIG = tl.constexpr(-1.0e30)
 
 
 @triton.jit
@@ -38,7 +39,7 @@ def _tile(
 ):
     """``A[rows] · B[cols]ᵀ`` as a float32 ``(BLOCK_R, BLOCK_C)`` tile, ``D`` in ``NUM_D`` slices."""
     acc = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32)
-    for dd in tl.static_range(NUM_D):
+    for dd in range(NUM_D):  # a loop, not unrolled: unrolled slices spill registers at large D
         offs_d = dd * BLOCK_D + tl.arange(0, BLOCK_D)
         d_ok = offs_d < D
         a = tl.load(A + rows[:, None] * stride_ar + offs_d[None, :] * stride_ad, mask=row_ok[:, None] & d_ok[None, :], other=0.0)
