@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-BACKENDS = ("auto", "torch", "reference")
+BACKENDS = ("auto", "triton", "torch", "reference")
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -19,7 +19,8 @@ def check_embeddings(x: torch.Tensor, name: str, ndim: int = 2) -> None:
         raise ValueError(f"{name}: the batch is empty")
     if x.shape[-1] == 0:
         raise ValueError(f"{name}: the embedding dimension is 0")
-    if not bool(torch.isfinite(x).all()):
+    # a data-dependent check would break a torch.compile graph: eager calls only
+    if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name}: contains NaN or infinity")
 
 
@@ -34,12 +35,15 @@ def check_same(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, *, sh
         raise TypeError(f"{name_b}: dtype {b.dtype} differs from {name_a}'s {a.dtype}")
 
 
-def temperature_tensor(temperature: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """The temperature as a 0-dim float32 tensor on ``like``'s device (keeping its autograd graph)."""
+def temperature(temperature: float | torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, float | None]:
+    """The temperature as a 0-dim float32 tensor on ``like``'s device (keeping its autograd graph),
+    and its value when known without a device sync inside ``torch.compile``."""
     if isinstance(temperature, torch.Tensor):
         if temperature.numel() != 1:
             raise ValueError(f"temperature: expected a scalar, got shape {tuple(temperature.shape)}")
         t = temperature.reshape(()).to(device=like.device, dtype=torch.float32)
+        if torch.compiler.is_compiling():
+            return t, None
         value = float(t.detach())
     elif isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         value = float(temperature)
@@ -48,7 +52,7 @@ def temperature_tensor(temperature: float | torch.Tensor, like: torch.Tensor) ->
         raise TypeError(f"temperature: expected a float or a tensor, got {type(temperature).__name__}")
     if not value > 0 or value != value:
         raise ValueError(f"temperature: expected > 0, got {value}")
-    return t
+    return t, value
 
 
 def check_options(reduction: str, backend: str) -> None:

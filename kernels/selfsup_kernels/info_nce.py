@@ -7,7 +7,7 @@ arXiv:1911.05722, eq. 1) and CPC:
 The negatives N(i) are a queue or memory bank ``negatives`` ``(K, D)`` shared by all queries
 (MoCo: ``batch_negatives=False``), and/or the other in-batch keys (``batch_negatives=True``, the
 default when no ``negatives`` are given: CPC, SimCLR-style). Shapes: ``q``, ``k`` ``(N, D)``;
-returns a scalar or ``(N,)``. Memory O((N + K)·D + chunk·(N + K)).
+returns a scalar or ``(N,)``. Memory O((N + K)·D + chunk·(N + K)). Backends as for NT-Xent.
 
 ``gather=True`` all-gathers the keys ``k`` (with gradient) when they serve as in-batch negatives;
 queries stay local and the loss is their mean, so DDP's averaging equals one process on the global
@@ -20,9 +20,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from selfsup_kernels import _validate, distributed, reference
+from selfsup_kernels import _ops, _validate, distributed, reference
 from selfsup_kernels._module import ContrastiveLossModule
-from selfsup_kernels._core import chunked_losses
 
 
 def info_nce(
@@ -61,7 +60,7 @@ def info_nce(
     in_batch = negatives is None if batch_negatives is None else batch_negatives
     if not in_batch and negatives is None:
         raise ValueError("negatives: required when batch_negatives=False (a queue or memory bank (K, D))")
-    tau = _validate.temperature_tensor(temperature, q)
+    tau, tau_value = _validate.temperature(temperature, q)
     if normalize:
         q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
         negatives = None if negatives is None else F.normalize(negatives, dim=1)
@@ -69,15 +68,19 @@ def info_nce(
         if gather:
             raise ValueError("backend: 'reference' does not gather; use backend='torch'")
         return _validate.reduce(reference.info_nce(q, k, negatives, tau, normalize=False, batch_negatives=in_batch), reduction)
-    weights = _validate.row_weights(reduction, q.shape[0], device=q.device)
+    backend = _ops.resolve_backend(backend, q)
+    alpha = 1.0 / tau
+    positive = alpha * (q.float() * k.float()).sum(1)
     if in_batch:
-        keys, offset = distributed.gather(k) if gather else (k, 0)
-        columns = keys if negatives is None else torch.cat([keys, negatives])
-        positive = torch.arange(q.shape[0], device=q.device) + offset
-        return chunked_losses(q, columns, 1.0 / tau, pos_index=positive, row_weights=weights, chunk=chunk)
-    assert negatives is not None
-    extra = (q.float() * k.float()).sum(1) / tau
-    return chunked_losses(q, negatives, 1.0 / tau, extra=extra, row_weights=weights, chunk=chunk)
+        keys = distributed.gather(k)[0] if gather else k
+        columns, extra = (keys if negatives is None else torch.cat([keys, negatives])), None
+    else:
+        assert negatives is not None
+        columns, extra = negatives, positive
+    return _ops.contrast(
+        q, columns, alpha, positive, weights=_validate.row_weights(reduction, q.shape[0], device=q.device), extra=extra,
+        backend=backend, unit_norm=normalize, alpha_value=None if tau_value is None else 1.0 / tau_value, chunk=chunk,
+    )  # fmt: skip
 
 
 class InfoNCELoss(ContrastiveLossModule):

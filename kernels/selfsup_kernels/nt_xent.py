@@ -7,7 +7,9 @@ For 2N views ``z = [z1; z2]`` (L2-normalised), anchor i with partner p(i) = i ±
     ℓ_i = −log  exp(z_i·z_p(i)/τ) / Σ_{j≠i} exp(z_i·z_j/τ),      L = (1/2N) Σ_i ℓ_i
 
 Shapes: ``z1``, ``z2`` ``(N, D)``; returns a scalar (``mean``/``sum``) or ``(2N,)`` (``none``,
-anchors ``z1`` first). Memory O(N·D + chunk·N): the 2N×2N logits are never formed.
+anchors ``z1`` first). Memory O(N·D + chunk·N): the 2N×2N logits are never formed. Backends:
+``triton`` (fused kernels, the ``auto`` choice on CUDA), ``torch`` (row chunks), ``reference``
+(naive, no ``gather``).
 
 With ``gather=True`` inside ``torch.distributed``, every rank's anchors (its ``z1``, ``z2``) are
 contrasted with the views of *all* ranks (all-gathered with gradient); the loss is the mean over
@@ -21,9 +23,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from selfsup_kernels import _validate, distributed, reference
+from selfsup_kernels import _ops, _validate, distributed, reference
 from selfsup_kernels._module import ContrastiveLossModule
-from selfsup_kernels._core import chunked_losses
 
 
 def nt_xent(
@@ -42,7 +43,8 @@ def nt_xent(
     Raises:
         TypeError: non-tensors, integer tensors, mismatched dtypes.
         ValueError: mismatched shapes or devices, an empty batch, D = 0, NaN/inf, τ ≤ 0, unknown
-            reduction or backend.
+            reduction or backend; ``backend="triton"`` without triton, or on tensors that are not
+            on CUDA (unless ``TRITON_INTERPRET=1``).
 
     Example:
         >>> import torch
@@ -55,27 +57,31 @@ def nt_xent(
     _validate.check_embeddings(z2, "z2")
     _validate.check_same(z1, z2, "z1", "z2")
     _validate.check_options(reduction, backend)
-    tau = _validate.temperature_tensor(temperature, z1)
+    tau, tau_value = _validate.temperature(temperature, z1)
     if normalize:
         z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     if backend == "reference":
         if gather:
             raise ValueError("backend: 'reference' does not gather; use backend='torch'")
         return _validate.reduce(reference.nt_xent(z1, z2, tau, normalize=False), reduction)
+    backend = _ops.resolve_backend(backend, z1)
     n = z1.shape[0]
     anchors = torch.cat([z1, z2])
     if gather:
         all1, offset = distributed.gather(z1)
         all2, _ = distributed.gather(z2)
+        total, columns = all1.shape[0], torch.cat([all1, all2])
     else:
-        all1, all2, offset = z1, z2, 0
-    total = all1.shape[0]
-    columns = torch.cat([all1, all2])
+        offset, total, columns = 0, n, anchors
     local = torch.arange(n, device=z1.device) + offset
     own = torch.cat([local, local + total])
-    partner = torch.cat([local + total, local])
+    alpha = 1.0 / tau
+    positive = alpha * (anchors.float() * torch.cat([z2, z1]).float()).sum(1)
     weights = _validate.row_weights(reduction, 2 * n, device=z1.device)
-    return chunked_losses(anchors, columns, 1.0 / tau, pos_index=partner, mask_index=own, row_weights=weights, chunk=chunk)
+    return _ops.contrast(
+        anchors, columns, alpha, positive, weights=weights, own=own, backend=backend, unit_norm=normalize,
+        alpha_value=None if tau_value is None else 1.0 / tau_value, chunk=chunk,
+    )  # fmt: skip
 
 
 class NTXentLoss(ContrastiveLossModule):

@@ -8,6 +8,10 @@ over all N·V views ``z`` ``(N, V, D)``; P(i) are the other views with the ancho
 the mean. With one view pair and distinct labels it is NT-Xent. Returns a scalar or ``(N·V,)``
 (view-major: all first views, then all second views, …).
 
+The positive term needs no N×N matrix: ``Σ_{p ∈ P(i)} z_i·z_p = z_i·(Σ_{y_j = y_i} z_j − z_i)``, with
+per-label sums of the columns. Backends as for NT-Xent. With ``reduction="none"`` anchors without
+a positive get 0.
+
 ``gather=True`` all-gathers ``z`` (with gradient) and the labels; the local anchors are contrasted
 with every rank's views and the loss is their mean (DDP averaging = one process).
 """
@@ -18,9 +22,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from selfsup_kernels import _validate, distributed, reference
+from selfsup_kernels import _ops, _validate, distributed, reference
 from selfsup_kernels._module import ContrastiveLossModule
-from selfsup_kernels._core import chunked_losses
 
 
 def sup_con(
@@ -55,7 +58,7 @@ def sup_con(
     if labels.device != z.device:
         raise ValueError(f"labels: on {labels.device}, but z is on {z.device}")
     _validate.check_options(reduction, backend)
-    tau = _validate.temperature_tensor(temperature, z)
+    tau, tau_value = _validate.temperature(temperature, z)
     if normalize:
         z = F.normalize(z, dim=2)
     if backend == "reference":
@@ -65,30 +68,39 @@ def sup_con(
         y = labels.repeat(z.shape[1])
         has_positive = (y.unsqueeze(0) == y.unsqueeze(1)).sum(1) > 1
         return _reduce_with_positives(per_anchor, has_positive, reduction)
+    backend = _ops.resolve_backend(backend, z)
     n, v, _ = z.shape
     views = torch.cat(torch.unbind(z, dim=1))
     all_z, offset = distributed.gather(z) if gather else (z, 0)
     all_labels = distributed.gather_labels(labels) if gather else labels
     total = all_z.shape[0]
-    columns = torch.cat(torch.unbind(all_z, dim=1))
-    col_labels = all_labels.repeat(v)
+    columns = torch.cat(torch.unbind(all_z, dim=1)) if gather else views
     local = torch.arange(n, device=z.device) + offset
     own = torch.cat([local + view * total for view in range(v)])
-    row_labels = labels.repeat(v)
-    has_positive = _has_positive(row_labels, col_labels)
-    if not bool(has_positive.any()):
+    alpha = 1.0 / tau
+    positive, has_positive = _positive_term(views, columns, labels.repeat(v), all_labels.repeat(v), own)
+    if not torch.compiler.is_compiling() and not bool(has_positive.any()):
         raise ValueError("labels: no anchor has a positive (every label appears once and V = 1)")
-    weights = _validate.row_weights(reduction, n * v, keep=has_positive)
-    return chunked_losses(
-        views, columns, 1.0 / tau, row_labels=row_labels, col_labels=col_labels, mask_index=own, row_weights=weights, chunk=chunk
+    alpha_value = None if tau_value is None else 1.0 / tau_value
+    weights = None if reduction == "none" else _validate.row_weights(reduction, n * v, keep=has_positive)
+    out = _ops.contrast(
+        views, columns, alpha, alpha * positive, weights=weights, own=own, backend=backend, unit_norm=normalize, alpha_value=alpha_value, chunk=chunk
     )
+    return torch.where(has_positive, out, torch.zeros_like(out)) if weights is None else out
 
 
-def _has_positive(row_labels: torch.Tensor, col_labels: torch.Tensor) -> torch.Tensor:
-    """Anchors with at least one other view of their label (counted without an N×N matrix)."""
-    values, counts = torch.unique(col_labels, return_counts=True)
-    position = torch.searchsorted(values, row_labels)
-    return counts[position] > 1
+def _positive_term(
+    rows: torch.Tensor, columns: torch.Tensor, row_labels: torch.Tensor, col_labels: torch.Tensor, own: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean_{p ∈ P(i)} z_i·c_p, |P(i)| > 0)`` per anchor, from per-label sums of the columns
+    (float32, differentiable); 0 where an anchor has no positive."""
+    values, inverse = torch.unique(torch.cat([row_labels, col_labels]), return_inverse=True)
+    row_class, col_class = inverse[: rows.shape[0]], inverse[rows.shape[0] :]
+    cols = columns.float()
+    sums = torch.zeros(values.shape[0], cols.shape[1], device=cols.device).index_add(0, col_class, cols)
+    count = torch.bincount(col_class, minlength=values.shape[0])[row_class] - 1
+    others = sums[row_class] - cols[own]
+    return (rows.float() * others).sum(1) / count.clamp_min(1), count > 0
 
 
 def _reduce_with_positives(losses: torch.Tensor, has_positive: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -185,6 +185,8 @@ def test_memory_stays_chunk_sized():
         (lambda: nt_xent(torch.ones(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.long)), TypeError, "z1: expected a floating"),
         (lambda: nt_xent(torch.randn(3, 4), torch.randn(3, 4), reduction="max"), ValueError, "reduction"),
         (lambda: nt_xent(torch.randn(3, 4), torch.randn(3, 4), backend="cuda"), ValueError, "backend"),
+        (lambda: nt_xent(torch.randn(3, 4), torch.randn(3, 4), backend="triton"), ValueError, "backend: 'triton' needs CUDA tensors"),
+        (lambda: sup_con(torch.randn(4, 2, 3).double(), torch.arange(4), backend="triton"), ValueError, "backend: 'triton' needs CUDA"),
         (lambda: info_nce(torch.randn(3, 4), torch.randn(3, 4), batch_negatives=False), ValueError, "negatives: required"),
         (lambda: info_nce(torch.randn(3, 4), torch.randn(3, 4), torch.randn(5, 3)), ValueError, "negatives: expected embedding dimension"),
         (lambda: sup_con(torch.randn(4, 2, 3), torch.tensor([0, 1, 2])), ValueError, r"labels: expected shape \(4,\)"),
@@ -212,9 +214,9 @@ DDP_SCRIPT = textwrap.dedent(
     local = slice(rank * 8, rank * 8 + 8)
     out = {}
     for name, make in {
-        "nt_xent": lambda a, b, c, y: nt_xent(a, b, 0.2, gather=True, chunk=5),
-        "info_nce": lambda a, b, c, y: info_nce(a, b, queue, 0.2, batch_negatives=True, gather=True, chunk=5),
-        "sup_con": lambda a, b, c, y: sup_con(c, y, 0.2, gather=True, chunk=5),
+        "nt_xent": lambda a, b, c, y: nt_xent(a, b, 0.2, gather=True, chunk=5, backend=sys.argv[2]),
+        "info_nce": lambda a, b, c, y: info_nce(a, b, queue, 0.2, batch_negatives=True, gather=True, chunk=5, backend=sys.argv[2]),
+        "sup_con": lambda a, b, c, y: sup_con(c, y, 0.2, gather=True, chunk=5, backend=sys.argv[2]),
     }.items():
         a, b, c = z1[local].clone().requires_grad_(), z2[local].clone().requires_grad_(), z[local].clone().requires_grad_()
         loss = make(a, b, c, labels[local])
@@ -229,15 +231,19 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
-def test_gather_across_two_gloo_processes_equals_one_process(tmp_path: Path):
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_gather_across_two_gloo_processes_equals_one_process(tmp_path: Path, backend: str):
+    # the Triton kernels run on CPU under the interpreter
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2")
+    if backend == "triton":
+        env["TRITON_INTERPRET"] = "1"
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=dict(env, RANK=str(r)), stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, str(script), str(tmp_path), backend], env=dict(env, RANK=str(r)), stderr=subprocess.PIPE, text=True)
         for r in range(2)
     ]
     for p in procs:
