@@ -186,6 +186,26 @@ def test_moco_v3_is_symmetric_over_batch_negatives():
     assert out["loss"].item() == pytest.approx(2 * 0.2 * (ctr(p[0], k[1]) + ctr(p[1], k[0])), rel=1e-5)
 
 
+def test_nnclr_contrasts_support_neighbours_with_the_other_views_predictions():
+    m = method("nnclr", support_size=12, projection_dim=8, temperature=0.1)
+    support = m.support.clone().numpy()
+    batch = batch_of(m)
+    out = m.training_step(batch)
+    with torch.no_grad():
+        z = unit(m.encode(lambda x: m.projector(m.backbone(x)), batch["views"]).numpy())
+        p = unit(m.encode(m.predictor, torch.from_numpy(z)).numpy())
+    neighbours = [support[np.argmax(z[v] @ support.T, axis=1)] for v in (0, 1)]
+
+    def ctr(a: np.ndarray, b: np.ndarray) -> float:
+        logits = a @ b.T / 0.1
+        top = logits.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(logits - top).sum(1)) + top[:, 0] - np.diag(logits)))
+
+    assert out["loss"].item() == pytest.approx(0.5 * (ctr(neighbours[0], p[1]) + ctr(neighbours[1], p[0])), rel=1e-4)
+    np.testing.assert_allclose(m.support[:8].numpy(), z[0], atol=1e-6)
+    assert int(m.support_pointer) == 8
+
+
 def test_moco_queue_wraps_and_keeps_the_newest_keys():
     m = method("moco", queue_size=10, projection_dim=4)
     keys = [torch.full((4, 4), float(i)) for i in range(3)]
@@ -223,6 +243,7 @@ def test_moco_queue_survives_a_checkpoint(tmp_path: Path):
         ("vicreg", {"projection_dim": 32}),
         ("simsiam", {"projection_dim": 32}),
         ("byol", {"projection_dim": 16}),
+        ("nnclr", {"projection_dim": 16, "support_size": 256}),
     ],
 )
 def test_a_few_steps_reduce_the_loss(tmp_path: Path, name: str, options: dict):
@@ -264,6 +285,7 @@ def test_moco_v2_learns_to_find_the_key_among_the_queue():
         ("barlow_twins", {"redundancy_weight": 0.0}, "redundancy_weight: expected > 0"),
         ("vicreg", {"variance_weight": -1.0}, "variance_weight: expected >= 0"),
         ("simsiam", {"image_size": 2}, "image_size: expected at least 8"),
+        ("nnclr", {"support_size": 0}, "support_size: expected > 0"),
     ],
 )
 def test_bad_options(name: str, options: dict, pattern: str):

@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.simsiam",
     "selfsup.methods.barlow_twins",
     "selfsup.methods.vicreg",
+    "selfsup.methods.nnclr",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",

@@ -106,6 +106,19 @@ def gather_global(x: torch.Tensor) -> torch.Tensor:
     return gathered.view(size, x.shape[0], *x.shape[1:]).transpose(0, 1).reshape(size * x.shape[0], *x.shape[1:])
 
 
+@torch.no_grad()
+def ring_write(buffer: torch.Tensor, pointer: torch.Tensor, rows: torch.Tensor) -> int:
+    """Writes ``rows (B, D)`` over the oldest rows of the ring ``buffer (K, D)``, starting at
+    ``pointer`` (a 0-dim long tensor, advanced in place) and wrapping around; with B > K only the
+    newest K rows are kept. Returns how many rows were written."""
+    size = buffer.shape[0]
+    rows = rows.detach()[-size:]
+    start = int(pointer)
+    buffer[(start + torch.arange(rows.shape[0], device=rows.device)) % size] = rows.to(buffer.dtype)
+    pointer.fill_((start + int(rows.shape[0])) % size)
+    return int(rows.shape[0])
+
+
 def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
     """The off-diagonal entries of a square ``(D, D)`` matrix as a flat ``(D² − D,)`` view."""
     d = matrix.shape[0]

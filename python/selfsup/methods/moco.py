@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.joint import JointEmbedding, check_positive, ema_update, gather_global, momentum_at, momentum_copy
+from selfsup.methods.joint import JointEmbedding, check_positive, ema_update, gather_global, momentum_at, momentum_copy, ring_write
 from selfsup.models.heads import ProjectionHead
 
 
@@ -106,13 +106,8 @@ class MoCo(JointEmbedding):
     def enqueue(self, keys: torch.Tensor) -> None:
         """Writes ``keys (B, D)`` over the oldest entries, wrapping around the ring; with B > K
         only the newest K keys are kept."""
-        size = self.queue.shape[0]
-        keys = keys.detach()[-size:]
-        start = int(self.queue_pointer)
-        positions = (start + torch.arange(keys.shape[0], device=keys.device)) % size
-        self.queue[positions] = keys.to(self.queue.dtype)
-        self.queue_pointer.fill_((start + keys.shape[0]) % size)
-        self.queue_filled.fill_(min(int(self.queue_filled) + int(keys.shape[0]), size))
+        written = ring_write(self.queue, self.queue_pointer, keys)
+        self.queue_filled.fill_(min(int(self.queue_filled) + written, self.queue.shape[0]))
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         m = self.base_momentum if self.version == 2 else momentum_at(self.base_momentum, step, total_steps)
