@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.barlow_twins",
     "selfsup.methods.vicreg",
     "selfsup.methods.nnclr",
+    "selfsup.methods.dino",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",

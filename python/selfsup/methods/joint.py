@@ -41,6 +41,12 @@ class JointEmbedding(Method):
         self.blur = blur
         self._recipes: dict[int, MultiView] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the compiled pipelines behind; they are rebuilt on demand."""
+        state = self.__dict__.copy()
+        state["_recipes"] = {}
+        return state
+
     def uses_blur(self, size: int) -> bool:
         return size >= BLUR_MIN_SIZE if self.blur is None else self.blur
 
