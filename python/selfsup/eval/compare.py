@@ -156,8 +156,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     and the change of the first shot's probe accuracy over the matching random-init row."""
     shots = [shot_name(s) for s in report["config"]["shots"]]
     results = report["results"]
-    header = ["backbone", *[f"linear probe, {s} labels/class" for s in shots], "kNN, all labels", f"Δ vs random ({shots[0]}/class)",
-              "pretraining s", "images/s"]
+    columns = [f"linear probe, {s} labels/class" if s != "all" else "linear probe, all labels" for s in shots]
+    header = ["backbone", *columns, "kNN, all labels", f"Δ vs random ({shots[0]}/class)", "pretraining s", "source images/s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, table in results.items():
         cells = [f"{table['linear'][s]['mean']:.3f} ± {table['linear'][s]['std']:.3f}" for s in shots]

@@ -159,7 +159,7 @@ class ContextEncoder(Method):
         batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
         masks = batch["masks"]
         composite = (1 - masks) * batch["images"] + masks * self.inpaint(batch["masked"])
-        rows = [Row(f"context encoder: masked ({self.mask})"), Row("inpainted"), Row("original")]
+        rows = [Row(f"masked ({self.mask})"), Row("inpainted"), Row("original")]
         for i in range(n):
             rows[0].add(to_image(batch["masked"][i]))
             rows[1].add(to_image(composite[i]))
