@@ -115,6 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     images = _dataset(args.data)
     torch.manual_seed(args.seed)
     backbone_options = {"width": args.width} if args.backbone == "small_resnet" else {}
+    if args.backbone == "small_resnet" and hasattr(method_cls, "in_channels"):
+        backbone_options["in_channels"] = method_cls.in_channels
     method_options = dict(args.option)
     try:
         method = method_cls(backbone_factory(**backbone_options), **method_options)
@@ -225,6 +227,23 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     print(f"{len(chosen)} labels, {args.epochs} epochs, held-out accuracy:")
     print(f"  fine-tuned (gradual unfreezing, discriminative lr, one-cycle): {accuracy(model, data.test.images, data.test.labels):.3f}")
     print(f"  same architecture from scratch, same labels and budget:        {accuracy(scratch, data.test.images, data.test.labels):.3f}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from selfsup import plugins
+    from selfsup.eval.compare import CompareConfig, compare, markdown_table
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    config = CompareConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed)
+    for name in methods or []:
+        try:
+            plugins.get("methods", name)
+        except plugins.UnknownNameError as error:
+            raise UsageError(f"--methods: {error}") from None
+    report = compare(Path(args.out), methods, config, progress=not args.quiet)
+    print(markdown_table(report))
+    print(f"wrote {Path(args.out) / 'compare.md'} and {Path(args.out) / 'compare.json'}")
     return 0
 
 
@@ -339,6 +358,22 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--lr", type=_positive_float, default=1e-2)
     tune.add_argument("--seed", type=int, default=0)
     tune.set_defaults(run=cmd_finetune)
+
+    comparison = commands.add_parser(
+        "compare",
+        help="pretrain every pretext method on one budget and probe each against random init",
+        description="Pretrain each pretext method (same small_resnet init, steps and batch size) on the embedded digits, "
+        "then fit the held-out linear probe with 10 and all labels per class (3 seeds) and kNN for each backbone and "
+        "for random init; print a markdown table and write compare.md and compare.json.",
+    )
+    comparison.add_argument("--out", default="runs/compare", help="output folder (default: runs/compare)")
+    comparison.add_argument("--methods", default=None, help="comma-separated method names (default: every pretext method)")
+    comparison.add_argument("--steps", type=_positive, default=50)
+    comparison.add_argument("--batch-size", type=_positive, default=32)
+    comparison.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")
+    comparison.add_argument("--seed", type=int, default=0)
+    comparison.add_argument("--quiet", action="store_true")
+    comparison.set_defaults(run=cmd_compare)
 
     methods = commands.add_parser("methods", help="list registered methods, pretext tasks, backbones and datasets")
     methods.set_defaults(run=cmd_methods)

@@ -45,6 +45,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",
     "selfsup.methods.bigan",
+    "selfsup.methods.colorization",
+    "selfsup.methods.inpainting",
+    "selfsup.methods.corruption",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

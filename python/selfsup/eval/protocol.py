@@ -15,15 +15,25 @@ from selfsup.eval.knn import knn_predict
 from selfsup.eval.probe import linear_probe_accuracy
 from selfsup.eval.subsets import labeled_subset
 from selfsup.methods.base import images_to_tensor
+from selfsup.methods.lightness import input_channels, lightness, lightness_to_tensor
+
+
+def backbone_inputs(backbone: nn.Module, images: npt.NDArray[np.uint8], device: str = "cpu") -> torch.Tensor:
+    """What ``backbone`` expects of uint8 images: the standardised pixels, or for a backbone whose
+    first convolution takes one channel and RGB images, their CIE L (a colorization backbone)."""
+    if images.ndim == 4 and images.shape[-1] == 3 and input_channels(backbone) == 1:
+        return lightness_to_tensor(lightness(images), device)
+    return images_to_tensor(images, device)
 
 
 @torch.no_grad()
 def extract_features(backbone: nn.Module, images: npt.NDArray[np.uint8], batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
-    """Backbone features ``(N, out_dim)`` of uint8 images, in eval mode (BatchNorm running stats)."""
+    """Backbone features ``(N, out_dim)`` of uint8 images (see :func:`backbone_inputs`), in eval
+    mode (BatchNorm running stats)."""
     was_training = backbone.training
     backbone.eval()
     try:
-        chunks = [backbone(images_to_tensor(images[i : i + batch_size], device)).float().cpu() for i in range(0, len(images), batch_size)]
+        chunks = [backbone(backbone_inputs(backbone, images[i : i + batch_size], device)).float().cpu() for i in range(0, len(images), batch_size)]
     finally:
         backbone.train(was_training)
     return torch.cat(chunks)
