@@ -644,6 +644,50 @@ mod tests {
     }
 
     #[test]
+    fn centre_crops_flips_and_erasing_replay_and_run_the_same_in_parallel() {
+        let erase = |value| Step {
+            transform: Transform::RandomErasing { ranges: EraseRanges::new((0.02, 0.33), (0.3, 3.3)).unwrap(), value },
+            p: Some(0.9),
+            shares_coin: false,
+        };
+        let steps = vec![
+            Step { transform: Transform::Resize { height: 20, width: 24 }, p: None, shares_coin: false },
+            Step { transform: Transform::CenterCrop { height: 16, width: 30 }, p: None, shares_coin: false },
+            Step { transform: Transform::CenterCrop { height: 12, width: 12 }, p: None, shares_coin: false },
+            Step { transform: Transform::VerticalFlip, p: Some(0.5), shares_coin: false },
+            erase(EraseValue::Random),
+            erase(EraseValue::Constant([0.0, 1.0, 2.0])),
+        ];
+        let views = vec![View::new(steps, Some(([0.5; 3], [0.25; 3]))).unwrap()];
+        let imgs: Vec<Vec<u8>> = (0..12).map(|k| image(15 + k, 19 + 2 * k)).collect();
+        let sources: Vec<Source> = imgs.iter().enumerate().map(|(k, d)| Source { data: d, h: 15 + k, w: 19 + 2 * k }).collect();
+        let sizes = resolve_sizes(&views, &sources).unwrap();
+        assert_eq!(sizes, vec![(12, 12)]);
+        let indices: Vec<u64> = (0..12).collect();
+        let draws = Draws { seed: 9, epoch: 0, indices: &indices };
+        let run = |parallel: bool, explicit: &[Option<Vec<f64>>]| {
+            let mut outs = vec![OutBuf::F32(vec![0.0; 12 * 3 * 144])];
+            let mut params = vec![vec![0.0; 12 * views[0].n_params()]];
+            augment_batch(&views, &sizes, &sources, &draws, explicit, 0..12, parallel, &mut outs, &mut params);
+            match outs.pop() {
+                Some(OutBuf::F32(o)) => (o, params.pop().unwrap()),
+                _ => unreachable!(),
+            }
+        };
+        let (serial, params) = run(false, &[None]);
+        let (parallel, _) = run(true, &[None]);
+        let (replayed, _) = run(true, &[Some(params.clone())]);
+        assert_eq!(serial, parallel);
+        assert_eq!(serial, replayed);
+        let np = views[0].n_params();
+        let erased: usize = (0..12).map(|i| params[i * np + 7..i * np + 9].iter().product::<f64>() as usize).sum();
+        assert!(erased > 0);
+        for i in 0..12 {
+            views[0].check_row(&params[i * np..(i + 1) * np], sources[i].h, sources[i].w).unwrap();
+        }
+    }
+
+    #[test]
     fn validation_names_arguments() {
         let bad_p = View::new(vec![Step { transform: Transform::Grayscale, p: Some(1.5), shares_coin: false }], None);
         assert_eq!(bad_p.unwrap_err().arg, "p");
