@@ -145,11 +145,15 @@ class ViewLoader:
     recorded in the folder's :attr:`ImageFolder.skipped` as their batches arrive.
 
     Example:
-        >>> loader = ViewLoader(folder, selfsup.transforms.simclr(224), batch_size=256, seed=0)
-        >>> for epoch in range(10):  # doctest: +SKIP
+        >>> import tempfile, selfsup.transforms as T
+        >>> from selfsup.data import ImageFolder, ViewLoader, write_photo_folder
+        >>> root = tempfile.mkdtemp(); _ = write_photo_folder(root, count=6, size=40)
+        >>> loader = ViewLoader(ImageFolder(root), T.simclr(32), batch_size=4, seed=0)
+        >>> for epoch in range(2):
         ...     loader.set_epoch(epoch)
-        ...     for batch in loader:
-        ...         z1, z2 = model(batch.views[0]), model(batch.views[1])
+        ...     shapes = [[tuple(v.shape) for v in batch.views] for batch in loader]
+        >>> shapes
+        [[(4, 3, 32, 32), (4, 3, 32, 32)], [(2, 3, 32, 32), (2, 3, 32, 32)]]
 
     Raises:
         ValueError: invalid ``batch_size``, ``num_workers`` < 0.
