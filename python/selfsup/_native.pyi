@@ -20,6 +20,7 @@ __all__ = [
     "ab_bins",
     "apply_mask",
     "corrupt",
+    "decode_images",
     "inpaint_masks",
     "decode_ab",
     "encode_ab",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 def get_num_threads() -> int: ...
+def decode_images(sources: list[Any], gray: str = "rgb", exif_orientation: bool = True) -> list[_U8 | str]: ...
 def set_num_threads(threads: int) -> None: ...
 def patch_grid(
     images: Any,

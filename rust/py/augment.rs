@@ -9,6 +9,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use selfsup_ops::augment::crop::CropRanges;
+use selfsup_ops::augment::geometry::{EraseRanges, EraseValue};
 use selfsup_ops::augment::{self as aug, Draws, OutBuf, Source, Step, Transform, View};
 
 use super::arrays::{array_arg, images_arg, indices_arg, op_err, to_numpy, value_error, ArrayArg, Images};
@@ -35,7 +36,7 @@ fn range_arg(lo: f64, hi: f64) -> Option<(f64, f64)> {
 fn parse_view(specs: Vec<StepSpec>) -> PyResult<View> {
     let mut steps = Vec::with_capacity(specs.len());
     let mut normalize = None;
-    let count = specs.len();
+    let specs_names: Vec<String> = specs.iter().map(|s| s.0.clone()).collect();
     for (k, (name, p, shares_coin, a)) in specs.into_iter().enumerate() {
         let expect = |n: usize| -> PyResult<()> {
             if a.len() == n {
@@ -75,14 +76,35 @@ fn parse_view(specs: Vec<StepSpec>) -> PyResult<View> {
                 expect(3)?;
                 Transform::GaussianBlur { kernel: size_arg(a[0], "kernel_size")?, sigma: (a[1], a[2]) }
             }
+            "center_crop" => {
+                expect(2)?;
+                Transform::CenterCrop { height: size_arg(a[0], "size")?, width: size_arg(a[1], "size")? }
+            }
+            "vertical_flip" => {
+                expect(0)?;
+                Transform::VerticalFlip
+            }
+            "random_erasing" => {
+                expect(8)?;
+                let ranges = EraseRanges::new((a[0], a[1]), (a[2], a[3])).map_err(op_err)?;
+                let value = if a[4] == 1.0 { EraseValue::Random } else { EraseValue::Constant([a[5], a[6], a[7]]) };
+                Transform::RandomErasing { ranges, value }
+            }
             "solarize" => {
                 expect(1)?;
                 Transform::Solarize { threshold: a[0] }
             }
             "normalize" => {
                 expect(6)?;
-                if k + 1 != count || p.is_some() {
-                    return Err(value_error("transforms", "Normalize must be the last transform and cannot be random"));
+                let rest_erases = specs_names[k + 1..].iter().all(|n| n == "random_erasing");
+                if specs_names[..k].iter().any(|n| n == "random_erasing") {
+                    return Err(value_error("transforms", "RandomErasing acts on the output: put it after Normalize"));
+                }
+                if !rest_erases || p.is_some() || normalize.is_some() {
+                    return Err(value_error(
+                        "transforms",
+                        "Normalize must be the last transform (only RandomErasing may follow it) and cannot be random",
+                    ));
                 }
                 normalize = Some(([a[0], a[1], a[2]], [a[3], a[4], a[5]]));
                 continue;

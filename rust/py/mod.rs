@@ -7,6 +7,7 @@ mod augment;
 mod batch;
 mod color;
 mod corrupt;
+mod decode;
 mod masks;
 mod patches;
 mod runtime;
@@ -18,5 +19,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     color::register(m)?;
     masks::register(m)?;
     corrupt::register(m)?;
+    decode::register(m)?;
     Ok(())
 }

@@ -1,6 +1,44 @@
-"""Datasets: embedded sample sets shipped inside installed packages."""
+"""Datasets: image folders decoded natively, multi-view loaders, embedded sample sets.
+
+The loader classes (which need torch) are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from selfsup.data.digits import Digits, Split, load_digits
-from selfsup.data.embedded import PHOTO_NAMES, photo_crops, sample_photos
+from selfsup.data.embedded import PHOTO_NAMES, photo_crops, sample_photos, write_photo_folder
+from selfsup.data.folder import IMG_EXTENSIONS, CorruptImageWarning, ImageFolder, Loaded
 
-__all__ = ["PHOTO_NAMES", "Digits", "Split", "load_digits", "photo_crops", "sample_photos"]
+if TYPE_CHECKING:
+    from selfsup.data.loader import EpochBatchSampler, KeyDataset, ViewBatch, ViewCollate, ViewLoader
+
+_LOADER_NAMES = ("EpochBatchSampler", "KeyDataset", "ViewBatch", "ViewCollate", "ViewLoader")
+
+__all__ = [
+    "IMG_EXTENSIONS",
+    "PHOTO_NAMES",
+    "CorruptImageWarning",
+    "Digits",
+    "EpochBatchSampler",
+    "ImageFolder",
+    "KeyDataset",
+    "Loaded",
+    "Split",
+    "ViewBatch",
+    "ViewCollate",
+    "ViewLoader",
+    "load_digits",
+    "photo_crops",
+    "sample_photos",
+    "write_photo_folder",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOADER_NAMES:
+        from selfsup.data import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module 'selfsup.data' has no attribute {name!r}")

@@ -7,6 +7,8 @@ crops of one size.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import numpy.typing as npt
 
@@ -73,6 +75,42 @@ def photo_crops(size: int = 256, count: int = 64, *, seed: int = 0, min_scale: f
         crop = Image.fromarray(photo[y : y + side, x : x + side])
         out[i] = np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
     return out
+
+
+def write_photo_folder(
+    root: str | os.PathLike[str],
+    count: int = 64,
+    size: int = 256,
+    *,
+    classes: int = 0,
+    image_format: str = "JPEG",
+    quality: int = 90,
+    seed: int = 0,
+) -> list[str]:
+    """Writes :func:`photo_crops` ``(count, size)`` as image files under ``root`` and returns their
+    paths: a flat folder, or ``classes`` sub-folders ``class_0…`` (crop ``i`` in class ``i mod
+    classes``). ``image_format``: a Pillow format (``"JPEG"``, ``"PNG"``, ``"WEBP"``).
+
+    Raises:
+        ValueError: negative ``classes``, an unknown format (and see :func:`photo_crops`).
+    """
+    from PIL import Image
+
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
+        raise ValueError(f"classes: expected an int >= 0, got {classes!r}")
+    suffix = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}.get(image_format.upper())
+    if suffix is None:
+        raise ValueError(f"image_format: expected 'JPEG', 'PNG' or 'WEBP', got {image_format!r}")
+    crops = photo_crops(size, count, seed=seed)
+    paths = []
+    for i, crop in enumerate(crops):
+        folder = os.path.join(os.fspath(root), f"class_{i % classes}") if classes else os.fspath(root)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{i:06d}{suffix}")
+        options = {"quality": quality} if suffix != ".png" else {}
+        Image.fromarray(crop).save(path, image_format.upper(), **options)
+        paths.append(path)
+    return paths
 
 
 from selfsup.hookspecs import Register, hookimpl  # noqa: E402

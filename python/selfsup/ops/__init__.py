@@ -11,6 +11,7 @@ from selfsup.ops.color import (
     rebalance_weights,
     rgb_to_lab,
 )
+from selfsup.ops.decode import DecodeError, decode_images
 from selfsup.ops.inpainting import CORRUPTIONS, Corrupted, apply_mask, corrupt, inpaint_masks
 from selfsup.ops.geometry import (
     Jigsaw,
@@ -28,12 +29,14 @@ from selfsup.ops.geometry import (
 __all__ = [
     "CORRUPTIONS",
     "Corrupted",
+    "DecodeError",
     "apply_mask",
     "corrupt",
     "inpaint_masks",
     "ab_bins",
     "ab_prior",
     "decode_ab",
+    "decode_images",
     "encode_ab",
     "lab_to_rgb",
     "nearest_ab_bin",

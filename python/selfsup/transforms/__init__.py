@@ -1,4 +1,4 @@
-"""Native multi-view image augmentation (SimCLR/BYOL/MoCo v2 recipes) with torchvision v2 semantics."""
+"""Native multi-view image augmentation (SimCLR/BYOL/MoCo v2/DINO/SwAV recipes) with torchvision v2 semantics."""
 
 from selfsup.transforms._transforms import (
     IMAGENET_MEAN,
@@ -17,26 +17,33 @@ from selfsup.transforms._transforms import (
     Resize,
     Transform,
 )
-from selfsup.transforms.recipes import blur_kernel, byol, mocov2, simclr
+from selfsup.transforms._geometry import CenterCrop, RandomErasing, RandomVerticalFlip
+from selfsup.transforms.recipes import blur_kernel, byol, dino, mocov2, pil_blur_kernel, simclr, swav
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Augmented",
+    "CenterCrop",
     "ColorJitter",
     "Compose",
     "GaussianBlur",
     "MultiView",
     "Normalize",
     "RandomApply",
+    "RandomErasing",
     "RandomGrayscale",
     "RandomHorizontalFlip",
     "RandomResizedCrop",
     "RandomSolarize",
+    "RandomVerticalFlip",
     "Resize",
     "Transform",
     "blur_kernel",
     "byol",
+    "dino",
     "mocov2",
+    "pil_blur_kernel",
     "simclr",
+    "swav",
 ]

@@ -236,7 +236,7 @@ class RandomApply(Transform):
         steps: list[Step] = []
         for t in self.transforms:
             for name, p, _, args in t._steps():
-                if name in ("random_resized_crop", "resize", "normalize"):
+                if name in ("random_resized_crop", "resize", "center_crop", "normalize"):
                     raise ValueError(f"transforms: {type(t).__name__} cannot be wrapped in RandomApply")
                 # an inner probability multiplies only when the inner step draws its own coin
                 if p is not None and p != 1.0:
@@ -247,8 +247,8 @@ class RandomApply(Transform):
 
 @dataclass(frozen=True)
 class Normalize(Transform):
-    """``(x/255 − mean)/std`` per channel, float32 CHW output. Must be last; without it a view
-    returns uint8 CHW."""
+    """``(x/255 − mean)/std`` per channel, float32 CHW output. Must be last (only RandomErasing,
+    which acts on the output, may follow); without it a view returns uint8 CHW."""
 
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -284,7 +284,8 @@ class MultiView:
         views: one :class:`Compose` (or list of transforms) per view.
 
     Calling it with ``images`` — uint8 ``(N, H, W, 3)`` (numpy or torch) or a list of ``(H, W, 3)``
-    arrays of different sizes when every view starts with a resize — returns one tensor per view.
+    arrays of different sizes when every view fixes its size (a RandomResizedCrop, Resize or
+    CenterCrop) — returns one tensor per view; views may have different sizes (multi-crop).
     View ``v`` of sample ``i`` draws from the stream ``(seed ⊕ v·φ, epoch, indices[i])``: the
     same bytes whatever the thread count or batch layout.
 

@@ -1,6 +1,10 @@
-"""Augmentation recipes of joint-embedding methods, as two-view :class:`MultiView` pipelines."""
+"""Augmentation recipes of joint-embedding methods, as :class:`MultiView` pipelines: two views
+(SimCLR, BYOL, MoCo v2) or multi-crop (DINO, SwAV: global and local views of different sizes)."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 from selfsup.transforms._transforms import (
     ColorJitter,
@@ -20,6 +24,12 @@ def blur_kernel(size: int) -> int:
     """SimCLR's blur kernel: 10% of the image side, made odd (23 for 224)."""
     k = max(1, int(0.1 * size))
     return k if k % 2 == 1 else k + 1
+
+
+def pil_blur_kernel(sigma_max: float = 2.0) -> int:
+    """Taps of the Gaussian standing in for Pillow's ``GaussianBlur(radius=σ)`` (the blur of the
+    DINO and SwAV code): ``2·⌈3σmax⌉ + 1``, ±3σ at the largest σ (13 for σ ≤ 2)."""
+    return 2 * math.ceil(3 * sigma_max) + 1
 
 
 def simclr(
@@ -94,3 +104,85 @@ def mocov2(size: int = 224, *, normalize: bool | Normalize = True, blur: bool = 
         ]
     )
     return MultiView([view, view])
+
+
+def _check_count(value: int, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return value
+
+
+def dino(
+    global_size: int = 224,
+    local_size: int = 96,
+    n_local: int = 6,
+    *,
+    global_scale: tuple[float, float] = (0.4, 1.0),
+    local_scale: tuple[float, float] = (0.05, 0.4),
+    normalize: bool | Normalize = True,
+) -> MultiView:
+    """DINO multi-crop (Caron et al. 2021, arXiv:2104.14294, ``DataAugmentationDINO`` of the
+    official code): two global views ``global_size`` with RandomResizedCrop ``global_scale`` and
+    ``n_local`` local views ``local_size`` with ``local_scale``; each: flip p = 0.5,
+    ColorJitter(0.4, 0.4, 0.2, 0.1) p = 0.8, grayscale p = 0.2; then asymmetric blur/solarize —
+    global view 1: blur p = 1.0; global view 2: blur p = 0.1, solarize(128) p = 0.2; local views:
+    blur p = 0.5. Blur σ ∈ [0.1, 2] with a :func:`pil_blur_kernel` Gaussian (the code uses
+    Pillow's blur; its crops use bicubic resizing, ours bilinear). Returns ``2 + n_local`` views:
+    ``(N, 3, global_size, global_size)`` twice, then ``(N, 3, local_size, local_size)``.
+
+    Raises:
+        ValueError: non-positive sizes, ``n_local`` < 0, invalid scales.
+    """
+    _check_count(n_local, "n_local", 0)
+
+    def view(size: int, scale: tuple[float, float], blur_p: float, solarize_p: float) -> Compose:
+        steps = [
+            RandomResizedCrop(size, scale=scale),
+            RandomHorizontalFlip(0.5),
+            RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            RandomGrayscale(0.2),
+            RandomApply([GaussianBlur(pil_blur_kernel(), (0.1, 2.0))], p=blur_p),
+        ]
+        if solarize_p > 0:
+            steps.append(RandomSolarize(128, p=solarize_p))
+        return Compose([*steps, *_normalize(normalize)])
+
+    local = view(local_size, local_scale, 0.5, 0.0)
+    return MultiView([view(global_size, global_scale, 1.0, 0.0), view(global_size, global_scale, 0.1, 0.2), *[local] * n_local])
+
+
+def swav(
+    size_crops: Sequence[int] = (224, 96),
+    n_crops: Sequence[int] = (2, 6),
+    min_scale_crops: Sequence[float] = (0.14, 0.05),
+    max_scale_crops: Sequence[float] = (1.0, 0.14),
+    *,
+    normalize: bool | Normalize = True,
+) -> MultiView:
+    """SwAV multi-crop (Caron et al. 2020, arXiv:2006.09882, ``MultiCropDataset`` of the official
+    code, defaults of ``main_swav.py``): for each group ``k``, ``n_crops[k]`` views of size
+    ``size_crops[k]`` with RandomResizedCrop scale ``(min_scale_crops[k], max_scale_crops[k])``,
+    flip p = 0.5, ColorJitter(0.8, 0.8, 0.8, 0.2) p = 0.8, grayscale p = 0.2, blur σ ∈ [0.1, 2]
+    p = 0.5 (:func:`pil_blur_kernel` taps; the code uses Pillow's blur). Views come group by group.
+
+    Raises:
+        ValueError: sequences of different lengths, counts < 1, invalid sizes or scales.
+    """
+    lengths = {len(size_crops), len(n_crops), len(min_scale_crops), len(max_scale_crops)}
+    if len(lengths) != 1 or not size_crops:
+        raise ValueError("size_crops, n_crops, min_scale_crops, max_scale_crops: expected non-empty sequences of one length")
+    views: list[Compose] = []
+    for size, count, lo, hi in zip(size_crops, n_crops, min_scale_crops, max_scale_crops):
+        _check_count(count, "n_crops", 1)
+        view = Compose(
+            [
+                RandomResizedCrop(size, scale=(float(lo), float(hi))),
+                RandomHorizontalFlip(0.5),
+                RandomApply([ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
+                RandomGrayscale(0.2),
+                RandomApply([GaussianBlur(pil_blur_kernel(), (0.1, 2.0))], p=0.5),
+                *_normalize(normalize),
+            ]
+        )
+        views.extend([view] * int(count))
+    return MultiView(views)

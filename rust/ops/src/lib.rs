@@ -10,6 +10,7 @@
 pub mod augment;
 pub mod color;
 pub mod corrupt;
+pub mod decode;
 pub mod error;
 pub mod image;
 pub mod jigsaw;

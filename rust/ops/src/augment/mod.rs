@@ -4,12 +4,14 @@
 //!
 //! - [`crop`]: RandomResizedCrop parameters, antialiased resize, flips;
 //! - [`color`]: brightness, contrast, saturation, hue, grayscale, solarize, fused per pixel;
+//! - [`geometry`]: CenterCrop, vertical flips, RandomErasing;
 //! - [`blur`]: separable Gaussian blur with reflect padding;
 //! - [`pipeline`]: validated views, per-sample draws in a fixed order, batch execution.
 
 pub mod blur;
 pub mod color;
 pub mod crop;
+pub mod geometry;
 pub mod pipeline;
 
 pub use pipeline::{augment_batch, resolve_sizes, Draws, OutBuf, OutSlice, Source, Step, Transform, View};

@@ -35,6 +35,7 @@ use rayon::prelude::*;
 use super::blur::{self, BlurScratch};
 use super::color::{run_chain, Pw, Sink};
 use super::crop::{self, CropBox, CropRanges};
+use super::geometry::{self, EraseRanges, EraseValue};
 use crate::error::{ensure, OpError, OpResult};
 use crate::rng::{sample_rng, OpSalt};
 
@@ -50,6 +51,9 @@ pub enum Transform {
     Grayscale,
     GaussianBlur { kernel: usize, sigma: (f64, f64) },
     Solarize { threshold: f64 },
+    CenterCrop { height: usize, width: usize },
+    VerticalFlip,
+    RandomErasing { ranges: EraseRanges, value: EraseValue },
 }
 
 impl Transform {
@@ -62,6 +66,9 @@ impl Transform {
             Transform::Grayscale => "Grayscale",
             Transform::GaussianBlur { .. } => "GaussianBlur",
             Transform::Solarize { .. } => "Solarize",
+            Transform::CenterCrop { .. } => "CenterCrop",
+            Transform::VerticalFlip => "VerticalFlip",
+            Transform::RandomErasing { .. } => "RandomErasing",
         }
     }
 
@@ -73,12 +80,23 @@ impl Transform {
                 &["order0", "order1", "order2", "order3", "brightness", "contrast", "saturation", "hue"]
             }
             Transform::GaussianBlur { .. } => &["sigma"],
+            Transform::RandomErasing { .. } => &["top", "left", "height", "width", "noise_seed"],
             _ => &[],
         }
     }
 
     fn is_geometry(&self) -> bool {
         matches!(self, Transform::RandomResizedCrop { .. } | Transform::Resize { .. })
+    }
+
+    /// The output size this step fixes, whatever its input size.
+    fn fixed_size(&self) -> Option<(usize, usize)> {
+        match self {
+            Transform::RandomResizedCrop { height, width, .. }
+            | Transform::Resize { height, width }
+            | Transform::CenterCrop { height, width } => Some((*height, *width)),
+            _ => None,
+        }
     }
 }
 
@@ -124,8 +142,18 @@ impl View {
             ensure(!step.transform.is_geometry() || k == 0, "transforms", || {
                 format!("{} must be the first transform of a view", step.transform.name())
             })?;
+            let after_sizes = steps[..k].iter().all(|s| s.transform.fixed_size().is_some());
+            ensure(!matches!(step.transform, Transform::CenterCrop { .. }) || after_sizes, "transforms", || {
+                "CenterCrop must come before every transform other than RandomResizedCrop, Resize and CenterCrop".into()
+            })?;
+            let erasing = |s: &Step| matches!(s.transform, Transform::RandomErasing { .. });
+            ensure(erasing(step) || !steps[..k].iter().any(erasing), "transforms", || {
+                format!("{} cannot follow RandomErasing: RandomErasing acts on the output and must come last", step.transform.name())
+            })?;
             match &step.transform {
-                Transform::RandomResizedCrop { height, width, .. } | Transform::Resize { height, width } => {
+                Transform::RandomResizedCrop { height, width, .. }
+                | Transform::Resize { height, width }
+                | Transform::CenterCrop { height, width } => {
                     ensure(*height > 0 && *width > 0, "size", || format!("expected a positive size, got ({height}, {width})"))?;
                     ensure(step.p.is_none(), "p", || format!("{} takes no probability", step.transform.name()))?;
                 }
@@ -142,7 +170,15 @@ impl View {
                 Transform::Solarize { threshold } => {
                     ensure(threshold.is_finite(), "threshold", || format!("expected a finite number, got {threshold}"))?;
                 }
-                Transform::HorizontalFlip | Transform::Grayscale => {}
+                Transform::RandomErasing { value: EraseValue::Constant(v), .. } => {
+                    ensure(v.iter().all(|x| x.is_finite()), "value", || format!("expected finite values, got {v:?}"))?;
+                    ensure(
+                        normalize.is_some() || v.iter().all(|x| x.fract() == 0.0 && (0.0..=255.0).contains(x)),
+                        "value",
+                        || format!("expected grey levels 0..255 on uint8 output (no Normalize), got {v:?}"),
+                    )?;
+                }
+                Transform::HorizontalFlip | Transform::Grayscale | Transform::VerticalFlip | Transform::RandomErasing { .. } => {}
             }
         }
         let normalize = match normalize {
@@ -185,12 +221,12 @@ impl View {
 
     /// Output `(height, width)` for an input of `h × w`.
     pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
-        match self.steps.first().map(|s| &s.transform) {
-            Some(Transform::RandomResizedCrop { height, width, .. }) | Some(Transform::Resize { height, width }) => {
-                (*height, *width)
-            }
-            _ => (h, w),
-        }
+        self.steps.iter().filter_map(|s| s.transform.fixed_size()).last().unwrap_or((h, w))
+    }
+
+    /// Whether the output size does not depend on the input size.
+    pub fn fixes_size(&self) -> bool {
+        self.steps.iter().any(|s| s.transform.fixed_size().is_some())
     }
 
     /// Draws the parameters of one sample of size `h × w` into `out`.
@@ -232,6 +268,12 @@ impl View {
                     }
                 }
                 Transform::GaussianBlur { sigma, .. } => slots[0] = crop::uniform(rng, sigma.0, sigma.1),
+                Transform::RandomErasing { ranges, value } => {
+                    let (oh, ow) = self.out_size(h, w);
+                    let [t, l, eh, ew] = geometry::draw_erase_box(ranges, oh, ow, rng).unwrap_or([0; 4]);
+                    slots[..4].copy_from_slice(&[t as f64, l as f64, eh as f64, ew as f64]);
+                    slots[4] = if *value == EraseValue::Random { rng.random::<u32>() as f64 } else { 0.0 };
+                }
                 _ => {}
             }
         }
@@ -283,6 +325,16 @@ impl View {
                         return bad(format!("{name} sigma must be > 0, got {s}"));
                     }
                 }
+                Transform::RandomErasing { .. } => {
+                    let (oh, ow) = self.out_size(h, w);
+                    let ints = slots.iter().all(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0);
+                    let fits = ints && slots[0] + slots[2] <= oh as f64 && slots[1] + slots[3] <= ow as f64;
+                    if !fits || slots[4] >= 2f64.powi(32) {
+                        return bad(format!(
+                            "{name} needs a box of non-negative integers inside the {oh}x{ow} output and a 32-bit noise_seed, got {slots:?}"
+                        ));
+                    }
+                }
                 _ => {}
             }
         }
@@ -294,10 +346,11 @@ impl View {
     pub fn run(&self, src: &[u8], h: usize, w: usize, row: &[f64], out: OutSlice<'_>, scratch: &mut Scratch) {
         let (oh, ow) = self.out_size(h, w);
         let buf = &mut scratch.buf;
-        buf.resize(oh * ow * 3, 0);
         let mut steps = self.steps.iter().zip(&self.offsets).peekable();
+        let (mut ch, mut cw) = (h, w);
         match steps.peek().map(|(s, _)| &s.transform) {
-            Some(Transform::RandomResizedCrop { .. }) | Some(Transform::Resize { .. }) => {
+            Some(Transform::RandomResizedCrop { height, width, .. }) | Some(Transform::Resize { height, width }) => {
+                (ch, cw) = (*height, *width);
                 let (step, &o) = steps.next().expect("peeked");
                 let bx = match step.transform {
                     Transform::RandomResizedCrop { .. } if row[o] == 1.0 => CropBox {
@@ -308,10 +361,26 @@ impl View {
                     },
                     _ => CropBox::full(h, w),
                 };
-                crop::resized_crop(src, h, w, bx, buf, oh, ow);
+                buf.resize(ch * cw * 3, 0);
+                crop::resized_crop(src, h, w, bx, buf, ch, cw);
             }
-            _ => buf.copy_from_slice(&src[..oh * ow * 3]),
+            Some(Transform::CenterCrop { .. }) => buf.clear(), // the source is read by the crop below
+            _ => {
+                buf.clear();
+                buf.extend_from_slice(&src[..h * w * 3]);
+            }
         }
+        let mut from_source = buf.is_empty();
+        while let Some(&(Step { transform: Transform::CenterCrop { height, width }, .. }, _)) = steps.peek() {
+            steps.next();
+            let tmp = &mut scratch.tmp;
+            tmp.resize(height * width * 3, 0);
+            geometry::center_crop(if from_source { src } else { buf }, ch, cw, *height, *width, tmp);
+            std::mem::swap(buf, tmp);
+            (ch, cw) = (*height, *width);
+            from_source = false;
+        }
+        debug_assert_eq!((ch, cw), (oh, ow));
         let mut chain: Vec<Pw> = Vec::with_capacity(8);
         for (step, &o) in steps {
             if row[o] != 1.0 {
@@ -319,6 +388,8 @@ impl View {
             }
             match &step.transform {
                 Transform::HorizontalFlip => crop::flip_horizontal(buf, oh, ow),
+                Transform::VerticalFlip => geometry::flip_vertical(buf, oh, ow),
+                Transform::RandomErasing { .. } => {} // on the output, below
                 Transform::ColorJitter { .. } => {
                     for k in 0..4 {
                         let which = row[o + 1 + k] as usize;
@@ -345,15 +416,29 @@ impl View {
                     let taps = blur::kernel(*kernel, row[o + 1]);
                     blur::gaussian_blur(buf, oh, ow, &taps, &mut scratch.blur);
                 }
-                Transform::RandomResizedCrop { .. } | Transform::Resize { .. } => unreachable!("validated: geometry comes first"),
+                Transform::RandomResizedCrop { .. } | Transform::Resize { .. } | Transform::CenterCrop { .. } => {
+                    unreachable!("validated: geometry comes first")
+                }
             }
         }
-        let sink = match (out, self.normalize) {
-            (OutSlice::F32(o), Some((scale, bias))) => Sink::F32Chw(o, scale, bias),
-            (OutSlice::F32(o), None) => Sink::F32Chw(o, [1.0; 3], [0.0; 3]),
-            (OutSlice::U8(o), _) => Sink::U8Chw(o),
-        };
-        run_chain(buf, &chain, sink);
+        let erasures = self.steps.iter().zip(&self.offsets).filter_map(|(step, &o)| match step.transform {
+            Transform::RandomErasing { value, .. } if row[o] == 1.0 => {
+                let r = &row[o + 1..o + 6];
+                Some(([r[0] as usize, r[1] as usize, r[2] as usize, r[3] as usize], value, r[4] as u64))
+            }
+            _ => None,
+        });
+        match out {
+            OutSlice::F32(o) => {
+                let (scale, bias) = self.normalize.unwrap_or(([1.0; 3], [0.0; 3]));
+                run_chain(buf, &chain, Sink::F32Chw(&mut *o, scale, bias));
+                erasures.for_each(|(bx, value, noise)| geometry::erase_f32(o, oh, ow, bx, value, noise));
+            }
+            OutSlice::U8(o) => {
+                run_chain(buf, &chain, Sink::U8Chw(&mut *o));
+                erasures.for_each(|(bx, value, noise)| geometry::erase_u8(o, oh, ow, bx, value, noise));
+            }
+        }
     }
 }
 
@@ -361,6 +446,7 @@ impl View {
 #[derive(Default)]
 pub struct Scratch {
     buf: Vec<u8>,
+    tmp: Vec<u8>,
     blur: BlurScratch,
 }
 
@@ -401,9 +487,9 @@ pub fn resolve_sizes(views: &[View], sources: &[Source<'_>]) -> OpResult<Vec<(us
         .map(|v| {
             let (h0, w0) = (sources[0].h, sources[0].w);
             let size = v.out_size(h0, w0);
-            if size == (h0, w0) && !matches!(v.steps.first().map(|s| &s.transform), Some(t) if t.is_geometry()) {
+            if !v.fixes_size() {
                 ensure(sources.iter().all(|s| (s.h, s.w) == (h0, w0)), "images", || {
-                    "images of different sizes need a RandomResizedCrop or Resize as the first transform of every view".into()
+                    "images of different sizes need a RandomResizedCrop, Resize or CenterCrop in every view".into()
                 })?;
             }
             Ok(size)
@@ -554,6 +640,50 @@ mod tests {
         match (&o1[0], &o3[0]) {
             (OutBuf::F32(a), OutBuf::F32(b)) => assert_eq!(a, b),
             _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn centre_crops_flips_and_erasing_replay_and_run_the_same_in_parallel() {
+        let erase = |value| Step {
+            transform: Transform::RandomErasing { ranges: EraseRanges::new((0.02, 0.33), (0.3, 3.3)).unwrap(), value },
+            p: Some(0.9),
+            shares_coin: false,
+        };
+        let steps = vec![
+            Step { transform: Transform::Resize { height: 20, width: 24 }, p: None, shares_coin: false },
+            Step { transform: Transform::CenterCrop { height: 16, width: 30 }, p: None, shares_coin: false },
+            Step { transform: Transform::CenterCrop { height: 12, width: 12 }, p: None, shares_coin: false },
+            Step { transform: Transform::VerticalFlip, p: Some(0.5), shares_coin: false },
+            erase(EraseValue::Random),
+            erase(EraseValue::Constant([0.0, 1.0, 2.0])),
+        ];
+        let views = vec![View::new(steps, Some(([0.5; 3], [0.25; 3]))).unwrap()];
+        let imgs: Vec<Vec<u8>> = (0..12).map(|k| image(15 + k, 19 + 2 * k)).collect();
+        let sources: Vec<Source> = imgs.iter().enumerate().map(|(k, d)| Source { data: d, h: 15 + k, w: 19 + 2 * k }).collect();
+        let sizes = resolve_sizes(&views, &sources).unwrap();
+        assert_eq!(sizes, vec![(12, 12)]);
+        let indices: Vec<u64> = (0..12).collect();
+        let draws = Draws { seed: 9, epoch: 0, indices: &indices };
+        let run = |parallel: bool, explicit: &[Option<Vec<f64>>]| {
+            let mut outs = vec![OutBuf::F32(vec![0.0; 12 * 3 * 144])];
+            let mut params = vec![vec![0.0; 12 * views[0].n_params()]];
+            augment_batch(&views, &sizes, &sources, &draws, explicit, 0..12, parallel, &mut outs, &mut params);
+            match outs.pop() {
+                Some(OutBuf::F32(o)) => (o, params.pop().unwrap()),
+                _ => unreachable!(),
+            }
+        };
+        let (serial, params) = run(false, &[None]);
+        let (parallel, _) = run(true, &[None]);
+        let (replayed, _) = run(true, &[Some(params.clone())]);
+        assert_eq!(serial, parallel);
+        assert_eq!(serial, replayed);
+        let np = views[0].n_params();
+        let erased: usize = (0..12).map(|i| params[i * np + 7..i * np + 9].iter().product::<f64>() as usize).sum();
+        assert!(erased > 0);
+        for i in 0..12 {
+            views[0].check_row(&params[i * np..(i + 1) * np], sources[i].h, sources[i].w).unwrap();
         }
     }
 

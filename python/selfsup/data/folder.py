@@ -1,0 +1,203 @@
+"""A folder of image files (JPEG, PNG, WebP), scanned once and decoded natively."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from selfsup.ops.decode import DecodeError, decode_images
+
+U8Array = npt.NDArray[np.uint8]
+IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
+"""File name endings :class:`ImageFolder` reads by default (compared case-insensitively)."""
+
+
+class CorruptImageWarning(UserWarning):
+    """An image file that could not be read or decoded and was skipped."""
+
+
+class Loaded(NamedTuple):
+    images: list[U8Array]
+    """Decoded ``(H, W, C)`` uint8 arrays of the readable samples."""
+    targets: list[int]
+    """Their class indices (``-1`` for an unlabeled folder)."""
+    indices: list[int]
+    """Their dataset indices."""
+    skipped: list[tuple[int, str, str]]
+    """``(index, path, reason)`` of each sample that could not be decoded."""
+
+
+def _walk(top: str) -> list[tuple[str, list[str]]]:
+    """Folders under ``top`` sorted by path, each with its sorted file names (torchvision's
+    ``sorted(os.walk(top, followlinks=True))``), raising on unreadable folders."""
+
+    def fail(error: OSError) -> None:
+        raise OSError(f"root: cannot read the folder {error.filename!r}: {error.strerror}") from error
+
+    return sorted((folder, sorted(files)) for folder, _, files in os.walk(top, onerror=fail, followlinks=True))
+
+
+class ImageFolder:
+    """The image files under ``root``, unlabeled or one class per sub-folder.
+
+    Scanning is recursive and sorted (deterministic on every machine). With class sub-folders the
+    classes are the sorted names of ``root``'s immediate sub-folders, ``class_to_idx`` maps them to
+    0, 1, … and every file below a class folder (at any depth) has that class — torchvision's
+    ``ImageFolder`` semantics. ``labeled="auto"`` means class folders when ``root`` holds
+    sub-folders and no image file of its own. Only names ending in one of ``extensions`` count.
+
+    Decoding (Rust: zune-jpeg, png, image-webp; see :func:`selfsup.ops.decode_images`) happens
+    on selfsup's thread pool. A file that cannot be decoded is skipped with a
+    :class:`CorruptImageWarning` and recorded in :attr:`skipped` (path → reason); it never stops
+    an epoch. :meth:`load` decodes a list of indices in one call; :class:`ViewLoader` turns a
+    folder into augmented multi-view batches.
+
+    Args:
+        root: the folder.
+        labeled: ``True`` (class sub-folders), ``False`` (all files, target ``-1``) or ``"auto"``.
+        extensions: accepted file name endings.
+        gray: ``"rgb"`` (greyscale images as three channels) or ``"keep"`` (one channel).
+        exif_orientation: apply the EXIF orientation tag.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder; no class folder (``labeled=True``); no image
+            file at all, or a class folder without any. OSError: a folder that cannot be read.
+        ValueError: empty ``extensions``, an unknown ``labeled`` or ``gray``.
+
+    Example:
+        >>> import tempfile, PIL.Image
+        >>> from selfsup.data import ImageFolder
+        >>> root = tempfile.mkdtemp()
+        >>> for c in ("cat", "dog"):
+        ...     os.makedirs(f"{root}/{c}")
+        ...     PIL.Image.new("RGB", (8, 6)).save(f"{root}/{c}/a.png")
+        >>> folder = ImageFolder(root)
+        >>> folder.class_to_idx, len(folder), folder[1][0].shape, folder[1][1]
+        ({'cat': 0, 'dog': 1}, 2, (6, 8, 3), 1)
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        labeled: bool | Literal["auto"] = "auto",
+        extensions: Sequence[str] = IMG_EXTENSIONS,
+        gray: Literal["rgb", "keep"] = "rgb",
+        exif_orientation: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"root: {str(self.root)!r} is not a folder")
+        if isinstance(extensions, str) or not extensions:
+            raise ValueError(f"extensions: expected a non-empty sequence of endings such as '.jpg', got {extensions!r}")
+        if labeled not in (True, False, "auto"):
+            raise ValueError(f"labeled: expected True, False or 'auto', got {labeled!r}")
+        if gray not in ("rgb", "keep"):
+            raise ValueError(f"gray: expected 'rgb' or 'keep', got {gray!r}")
+        self.extensions = tuple(e.lower() for e in extensions)
+        self.gray: Literal["rgb", "keep"] = gray
+        self.exif_orientation = bool(exif_orientation)
+        if labeled == "auto":
+            top = sorted(os.scandir(self.root), key=lambda e: e.name)
+            has_dirs = any(e.is_dir() for e in top)
+            labeled = has_dirs and not any(e.is_file() and self._accepts(e.name) for e in top)
+        self.labeled = bool(labeled)
+        self.classes: list[str] = []
+        self.class_to_idx: dict[str, int] = {}
+        self.samples: list[tuple[str, int]] = []
+        self.skipped: dict[str, str] = {}
+        """Files found unreadable so far: path → reason."""
+        if self.labeled:
+            self._scan_classes()
+        else:
+            self.samples = [(p, -1) for p in self._files(str(self.root))]
+            if not self.samples:
+                raise FileNotFoundError(f"root: no file ending in {', '.join(self.extensions)} under {str(self.root)!r}")
+        self.targets = [t for _, t in self.samples]
+
+    def _accepts(self, name: str) -> bool:
+        return name.lower().endswith(self.extensions)
+
+    def _files(self, top: str) -> list[str]:
+        return [os.path.join(folder, f) for folder, files in _walk(top) for f in files if self._accepts(f)]
+
+    def _scan_classes(self) -> None:
+        self.classes = sorted(e.name for e in os.scandir(self.root) if e.is_dir())
+        if not self.classes:
+            raise FileNotFoundError(f"root: no class sub-folder in {str(self.root)!r} (use labeled=False for a flat folder)")
+        self.class_to_idx = {c: k for k, c in enumerate(self.classes)}
+        empty = []
+        for c in self.classes:
+            files = self._files(str(self.root / c))
+            if not files:
+                empty.append(c)
+            self.samples.extend((p, self.class_to_idx[c]) for p in files)
+        if empty:
+            raise FileNotFoundError(
+                f"root: no file ending in {', '.join(self.extensions)} in the class folder(s) {', '.join(empty)} of {str(self.root)!r}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def num_skipped(self) -> int:
+        """How many files were found unreadable so far."""
+        return len(self.skipped)
+
+    def record_skipped(self, path: str, reason: str) -> None:
+        """Counts ``path`` as unreadable and warns the first time."""
+        if path not in self.skipped:
+            self.skipped[path] = reason
+            warnings.warn(f"skipping an unreadable image {path}: {reason}", CorruptImageWarning, stacklevel=3)
+
+    def _index(self, index: int) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index: expected an int, got {type(index).__name__}")
+        n = len(self.samples)
+        if not -n <= int(index) < n:
+            raise IndexError(f"index: expected -{n} <= index < {n}, got {index}")
+        return int(index) % n
+
+    def load(self, indices: Sequence[int]) -> Loaded:
+        """Decodes the samples ``indices`` in one native call; unreadable ones are skipped (with a
+        warning, recorded in :attr:`skipped`) and listed in the result's ``skipped``."""
+        idx = [self._index(i) for i in indices]
+        paths = [self.samples[i][0] for i in idx]
+        decoded = decode_images(paths, gray=self.gray, exif_orientation=self.exif_orientation, errors="return")
+        out = Loaded([], [], [], [])
+        for i, path, d in zip(idx, paths, decoded):
+            if isinstance(d, DecodeError):
+                self.record_skipped(path, d.reason)
+                out.skipped.append((i, path, d.reason))
+            else:
+                out.images.append(d)
+                out.targets.append(self.samples[i][1])
+                out.indices.append(i)
+        return out
+
+    def __getitem__(self, index: int) -> tuple[U8Array, int]:
+        """``(image, target)``; an unreadable file raises :class:`~selfsup.ops.DecodeError`."""
+        i = self._index(index)
+        path, target = self.samples[i]
+        image = decode_images([path], gray=self.gray, exif_orientation=self.exif_orientation, errors="return")[0]
+        if isinstance(image, DecodeError):
+            self.record_skipped(path, image.reason)
+            raise DecodeError(i, path, image.reason)
+        return image, target
+
+    def __iter__(self) -> Iterator[tuple[U8Array, int]]:
+        """Every readable ``(image, target)`` in order, decoded 64 at a time."""
+        for start in range(0, len(self.samples), 64):
+            loaded = self.load(range(start, min(start + 64, len(self.samples))))
+            yield from zip(loaded.images, loaded.targets)
+
+    def __repr__(self) -> str:
+        kind = f"{len(self.classes)} classes" if self.labeled else "unlabeled"
+        return f"ImageFolder({str(self.root)!r}, {len(self)} images, {kind})"
