@@ -90,3 +90,49 @@ def test_methods_lists_builtins():
     assert result.returncode == 0
     assert "rotnet (aliases: rotation)  [selfsup.methods.rotnet]" in result.stdout
     assert "small_resnet" in result.stdout and "digits" in result.stdout
+
+
+def test_train_simclr_on_an_image_folder(tmp_path: Path):
+    from selfsup.data import write_photo_folder
+
+    folder = tmp_path / "photos"
+    write_photo_folder(folder, count=12, size=48, classes=2, image_format="PNG")
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(folder / "class_0" / "wide.png")
+    (folder / "class_1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    run = tmp_path / "run"
+    result = selfsup("train", "--method", "simclr", "--data", str(folder), "--image-size", "24", "--steps", "2",
+                     "--batch-size", "8", "--width", "4", "--out", str(run), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1 unreadable image files" in result.stderr
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["metadata"]["image_size"] == 24
+
+
+def test_folder_array_is_the_centre_square_resized(tmp_path: Path):
+    from selfsup.data.folder import load_folder_array
+
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    Image.fromarray(wide).save(tmp_path / "a.png")
+    images, folder = load_folder_array(tmp_path, 15)
+    assert images.shape == (1, 15, 15, 3) and images.dtype == np.uint8 and folder.num_skipped == 0
+    square = torch.from_numpy(wide[:, 10:40]).permute(2, 0, 1)
+    from torchvision.transforms.v2 import functional as TF
+
+    expected = TF.resize(square, [15, 15], antialias=True).permute(1, 2, 0).numpy()
+    assert np.abs(images[0].astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "make, pattern",
+    [
+        (lambda root: None, "--data: root"),
+        (lambda root: root.mkdir(), "--data: root"),
+    ],
+)
+def test_unusable_folders_are_one_line_errors(tmp_path: Path, make, pattern: str):
+    root = tmp_path / "images"
+    make(root)
+    result = selfsup("train", "--method", "simclr", "--data", str(root), "--steps", "1", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert pattern in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

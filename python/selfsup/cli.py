@@ -7,6 +7,7 @@ one-line error and exit status 2, before anything is written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,9 +82,20 @@ def _option(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), value
 
 
-def _dataset(name: str) -> Any:
+def _dataset(name: str, image_size: int = 64) -> Any:
+    """A registered dataset's images, or those of an image folder (``name`` a path)."""
     from selfsup import plugins
 
+    if os.sep in name or Path(name).is_dir():
+        from selfsup.data.folder import load_folder_array
+
+        try:
+            images, folder = load_folder_array(name, image_size)
+        except (ValueError, OSError) as error:
+            raise UsageError(f"--data: {error}") from None
+        if folder.num_skipped:
+            print(f"skipped {folder.num_skipped} unreadable image files under {name}", file=sys.stderr)
+        return images
     try:
         factory = plugins.get("datasets", name)
     except plugins.UnknownNameError as error:
@@ -112,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as error:
         raise UsageError(f"--{str(error).split(':')[0].replace('_', '-')}: {str(error).split(': ', 1)[1]}") from None
-    images = _dataset(args.data)
+    images = _dataset(args.data, args.image_size)
     torch.manual_seed(args.seed)
     backbone_options = {"width": args.width} if args.backbone == "small_resnet" else {}
     if args.backbone == "small_resnet" and hasattr(method_cls, "in_channels"):
@@ -126,6 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "backbone": {"name": args.backbone, "options": backbone_options},
         "method_options": method_options,
         "data": args.data,
+        "image_size": int(images.shape[1]),
     }
     trainer = Trainer(method, images, config, Path(args.out), metadata=metadata)
     if args.resume and trainer.resume():
@@ -304,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="pretrain a method on a dataset", description="Pretrain a registered method.")
     train.add_argument("--method", required=True, help="method name (see `selfsup methods`)")
-    train.add_argument("--data", default="digits", help="registered dataset name (default: digits)")
+    train.add_argument("--data", default="digits", help="registered dataset name or an image folder (default: digits)")
+    train.add_argument("--image-size", type=_positive, default=64,
+                       help="side of the centre squares an image folder is resized to (default: 64)")
     train.add_argument("--backbone", default="small_resnet", help="registered backbone (default: small_resnet)")
     train.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")
     train.add_argument("--out", default="runs/train", help="run folder for checkpoint.pt and metrics.jsonl")

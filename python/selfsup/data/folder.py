@@ -201,3 +201,38 @@ class ImageFolder:
     def __repr__(self) -> str:
         kind = f"{len(self.classes)} classes" if self.labeled else "unlabeled"
         return f"ImageFolder({str(self.root)!r}, {len(self)} images, {kind})"
+
+
+def load_folder_array(root: str | os.PathLike[str], size: int, *, batch: int = 256) -> tuple[U8Array, ImageFolder]:
+    """Every readable image under ``root`` as one uint8 ``(N, size, size, 3)`` array for in-memory
+    training: the central square of each image (side min(H, W)), resized with antialiasing to
+    ``size`` — torchvision's ``Resize(size)`` + ``CenterCrop(size)`` up to rounding of the crop.
+    Decoding and resizing run ``batch`` images per native call. Corrupt files are skipped with a
+    :class:`CorruptImageWarning` (see the returned folder's ``skipped``).
+
+    Raises:
+        ValueError: ``size`` < 1; ``root`` missing, empty or without a readable image.
+    """
+    from selfsup.transforms import Compose, Resize
+
+    if size < 1:
+        raise ValueError(f"size: expected a positive int, got {size}")
+    folder = ImageFolder(root, gray="rgb")
+    resize = Compose([Resize(size)])
+    chunks: list[U8Array] = []
+    for start in range(0, len(folder), batch):
+        loaded = folder.load(range(start, min(start + batch, len(folder))))
+        if not loaded.images:
+            continue
+        squares = [np.ascontiguousarray(_central_square(image)) for image in loaded.images]
+        chunks.append(resize(squares, seed=0).permute(0, 2, 3, 1).contiguous().numpy())
+    if not chunks:
+        raise ValueError(f"root: none of the {len(folder)} image files under {str(folder.root)!r} could be decoded")
+    return np.concatenate(chunks), folder
+
+
+def _central_square(image: U8Array) -> U8Array:
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[top : top + side, left : left + side]

@@ -51,6 +51,19 @@ RECIPES: dict[str, Recipe] = {
 }
 """The pretext methods compared by default, in table order."""
 
+JOINT_RECIPES: dict[str, Recipe] = {
+    "simclr": Recipe(optimizer="sgd", lr=0.3),
+    "moco": Recipe({"queue_size": 1024}, optimizer="sgd", lr=0.3),
+    "nnclr": Recipe({"support_size": 1024}, optimizer="sgd", lr=0.3),
+    "byol": Recipe(optimizer="sgd", lr=0.1),
+    "simsiam": Recipe(optimizer="sgd", lr=0.1),
+    "barlow_twins": Recipe(),
+    "vicreg": Recipe(),
+    "dino": Recipe(),
+}
+"""Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
+ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset."""
+
 RANDOM_INIT = "random init"
 RANDOM_INIT_L = "random init (L input)"
 
@@ -123,7 +136,7 @@ def compare(
     if any(getattr(cls, "in_channels", 3) == 1 for cls in classes.values()):
         report["results"][RANDOM_INIT_L] = evaluate(make_backbone(config, in_channels=1))
     for name in names:
-        recipe = RECIPES.get(name, Recipe())
+        recipe = RECIPES.get(name) or JOINT_RECIPES.get(name, Recipe())
         cls = classes[name]
         method = cls(make_backbone(config, getattr(cls, "in_channels", 3)), **recipe.options)
         train_config = TrainConfig(
