@@ -220,18 +220,21 @@ def numpy_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def test_dino_loss_centres_sharpens_and_crosses_views():
-    m = method("dino", out_dim=32, bottleneck_dim=8, warmup_teacher_temperature=0.04, teacher_temperature=0.07)
+    m = method("dino", out_dim=32, bottleneck_dim=8, local_crops=2, local_size=16)
     with torch.no_grad():
         m.center.copy_(torch.linspace(-0.1, 0.1, 32))
     center = m.center.clone().numpy()
     batch = batch_of(m)
+    assert batch["views"].shape == (2, 8, 3, 32, 32) and batch["local"].shape == (2, 8, 3, 16, 16)
     out = m.training_step(batch)
     with torch.no_grad():
-        s = m.encode(lambda x: m.head(m.backbone(x)), batch["views"]).double().numpy()
+        student = [m.encode(lambda x: m.head(m.backbone(x)), batch[key]).double().numpy() for key in ("views", "local")]
         t = m.encode(lambda x: m.teacher_head(m.teacher_backbone(x)), batch["views"]).double().numpy()
+    s = np.concatenate(student)
     targets = numpy_softmax((t - center) / 0.04)
     log_student = np.log(numpy_softmax(s / 0.1))
-    expected = 0.5 * (-(targets[0] * log_student[1]).sum(-1).mean() - (targets[1] * log_student[0]).sum(-1).mean())
+    pairs = [(a, b) for a in range(2) for b in range(4) if a != b]
+    expected = np.mean([-(targets[a] * log_student[b]).sum(-1).mean() for a, b in pairs])
     assert out["loss"].item() == pytest.approx(expected, rel=1e-4)
     np.testing.assert_allclose(m.center.numpy(), 0.9 * center + 0.1 * t.reshape(-1, 32).mean(0), rtol=1e-5, atol=1e-6)
 
@@ -239,7 +242,7 @@ def test_dino_loss_centres_sharpens_and_crosses_views():
 def test_dino_student_learns_the_teachers_distribution():
     # the full loss first rises while centering spreads the teacher (as in the paper's early
     # epochs), so learning is checked against a fixed teacher and centre
-    m = method("dino", out_dim=64, bottleneck_dim=16)
+    m = method("dino", out_dim=64, bottleneck_dim=16, local_crops=0)
     optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     batch = batch_of(m, 32)
     losses = []
@@ -344,6 +347,7 @@ def test_moco_v2_learns_to_find_the_key_among_the_queue():
         ("nnclr", {"support_size": 0}, "support_size: expected > 0"),
         ("dino", {"center_momentum": 2.0}, r"center_momentum: expected a value in \[0, 1\]"),
         ("dino", {"student_temperature": 0.0}, "student_temperature: expected > 0"),
+        ("dino", {"local_crops": -1}, "local_crops: expected >= 0"),
     ],
 )
 def test_bad_options(name: str, options: dict, pattern: str):

@@ -13,8 +13,9 @@ Centering (c) and sharpening (τ_t = 0.04 → 0.07 linearly over the first 30% o
 ℓ2-normalised, then a weight-normalised linear layer to K prototypes (its norm fixed to 1). The
 teacher follows θt ← λθt + (1 − λ)θs with λ on a cosine schedule from 0.996 to 1.
 
-Shapes: ``views (V, N, 3, S, S)``, the first two are the global views the teacher sees (the BYOL
-augmentation of the paper's global crops); all V are student views. Under ``torch.distributed``
+Views: the paper's multi-crop (:func:`selfsup.transforms.dino`): ``views (2, N, 3, S, S)``, the
+global crops both networks see, and ``local (L, N, 3, s, s)``, small crops only the student sees
+(s = S·96/224 by default). Under ``torch.distributed``
 the batch mean in the centre update is all-reduced over ranks; the loss is per sample.
 """
 
@@ -28,6 +29,7 @@ from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.methods.joint import JointEmbedding, check_positive, ema_update, momentum_at, momentum_copy
+from selfsup.transforms import MultiView, Normalize, dino
 
 
 class DINOHead(nn.Module):
@@ -50,7 +52,8 @@ class DINO(JointEmbedding):
     """Args: ``backbone``; ``out_dim`` K (paper 65 536); ``hidden_dim``/``bottleneck_dim`` of the
     head; ``student_temperature`` τ_s; ``teacher_temperature`` (final τ_t) reached from
     ``warmup_teacher_temperature`` over the first ``teacher_warmup`` fraction of the steps;
-    ``center_momentum`` m; ``base_momentum`` λ₀.
+    ``center_momentum`` m; ``base_momentum`` λ₀; ``local_crops`` L and ``local_size`` s of the
+    multi-crop (0 local crops: global views only).
 
     Buffers ``center (K,)`` and ``progress`` (fraction of training done, for the τ_t schedule)
     are saved in checkpoints.
@@ -73,10 +76,18 @@ class DINO(JointEmbedding):
         teacher_warmup: float = 0.3,
         center_momentum: float = 0.9,
         base_momentum: float = 0.996,
+        local_crops: int = 6,
+        local_size: int | None = None,
         image_size: int | None = None,
         blur: bool | None = None,
     ) -> None:
         super().__init__(backbone, image_size=image_size, blur=blur)
+        if local_crops < 0:
+            raise ValueError(f"local_crops: expected >= 0, got {local_crops}")
+        if local_size is not None and local_size < 8:
+            raise ValueError(f"local_size: expected at least 8 pixels, got {local_size}")
+        self.local_crops = int(local_crops)
+        self.local_size = local_size
         check_positive(
             out_dim=out_dim,
             bottleneck_dim=bottleneck_dim,
@@ -98,6 +109,16 @@ class DINO(JointEmbedding):
         self.register_buffer("center", torch.zeros(out_dim))
         self.register_buffer("progress", torch.zeros(()))
 
+    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+        local = self.local_size or max(8, round(size * 96 / 224))
+        return dino(size, local, self.local_crops, normalize=normalize, blur=self.uses_blur(size))
+
+    def group_views(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = {"views": torch.stack(views[:2])}
+        if len(views) > 2:
+            batch["local"] = torch.stack(views[2:])
+        return batch
+
     def teacher_temperature(self) -> float:
         """τ_t at the current point of training: linear warm-up, then constant."""
         start, end = self.teacher_temperatures
@@ -108,8 +129,10 @@ class DINO(JointEmbedding):
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         views = batch["views"]
         student = self.encode(lambda x: self.head(self.backbone(x)), views)
+        if "local" in batch:
+            student = torch.cat([student, self.encode(lambda x: self.head(self.backbone(x)), batch["local"])])
         with torch.no_grad():
-            teacher = self.encode(lambda x: self.teacher_head(self.teacher_backbone(x)), views[:2])
+            teacher = self.encode(lambda x: self.teacher_head(self.teacher_backbone(x)), views)
         loss = dino_loss(student, teacher, self.center, self.student_temperature, self.teacher_temperature())
         self.update_center(teacher)
         probabilities = F.softmax((teacher[0] - self.center) / self.teacher_temperature(), dim=-1)

@@ -66,7 +66,11 @@ class JointEmbedding(Method):
             raise ValueError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}")
         size = self.image_size or int(images.shape[1])
         views = self.recipe(size)(images, seed=seed, epoch=epoch, indices=indices)
-        return {"views": torch.stack(views).to(device)}
+        return {key: value.to(device) for key, value in self.group_views(views).items()}
+
+    def group_views(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The recipe's views as batch entries; by default all stacked as ``views (V, N, 3, S, S)``."""
+        return {"views": torch.stack(views)}
 
     @staticmethod
     def encode(encoder: Callable[[torch.Tensor], torch.Tensor], views: torch.Tensor) -> torch.Tensor:

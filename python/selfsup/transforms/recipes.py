@@ -120,6 +120,7 @@ def dino(
     global_scale: tuple[float, float] = (0.4, 1.0),
     local_scale: tuple[float, float] = (0.05, 0.4),
     normalize: bool | Normalize = True,
+    blur: bool = True,
 ) -> MultiView:
     """DINO multi-crop (Caron et al. 2021, arXiv:2104.14294, ``DataAugmentationDINO`` of the
     official code): two global views ``global_size`` with RandomResizedCrop ``global_scale`` and
@@ -129,6 +130,7 @@ def dino(
     blur p = 0.5. Blur σ ∈ [0.1, 2] with a :func:`pil_blur_kernel` Gaussian (the code uses
     Pillow's blur; its crops use bicubic resizing, ours bilinear). Returns ``2 + n_local`` views:
     ``(N, 3, global_size, global_size)`` twice, then ``(N, 3, local_size, local_size)``.
+    ``blur=False`` drops the blur (small images, as :func:`simclr`).
 
     Raises:
         ValueError: non-positive sizes, ``n_local`` < 0, invalid scales.
@@ -141,7 +143,7 @@ def dino(
             RandomHorizontalFlip(0.5),
             RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
             RandomGrayscale(0.2),
-            RandomApply([GaussianBlur(pil_blur_kernel(), (0.1, 2.0))], p=blur_p),
+            *([RandomApply([GaussianBlur(pil_blur_kernel(), (0.1, 2.0))], p=blur_p)] if blur else []),
         ]
         if solarize_p > 0:
             steps.append(RandomSolarize(128, p=solarize_p))
