@@ -128,3 +128,25 @@ def test_epochs_visit_every_image_once(tmp_path: Path):
     first = np.concatenate([trainer.batch_indices(m)[1] for m in range(3)])
     assert len(set(first.tolist())) == 9 and trainer.batch_indices(3)[0] == 1
     np.testing.assert_array_equal(trainer.batch_indices(4)[1], trainer.batch_indices(4)[1])
+
+
+def test_fp16_steps_are_unscaled_and_the_scaler_is_checkpointed(tmp_path: Path):
+    from selfsup.methods.rotnet import RotNet
+    from selfsup.models import small_resnet
+
+    images = np.random.default_rng(0).integers(0, 256, (16, 12, 12, 3), dtype=np.uint8)
+    weights = {}
+    for amp in ("none", "fp16"):
+        torch.manual_seed(0)
+        method = RotNet(small_resnet(width=4))
+        config = TrainConfig(steps=1, batch_size=8, lr=0.5, amp=amp, progress=False, checkpoint_every=1)
+        trainer = Trainer(method, images, config, tmp_path / amp)
+        trainer.fit()
+        weights[amp] = method.head.weight.detach().clone()
+    # a scaled-but-not-unscaled gradient would move the weights 65536 times further
+    torch.testing.assert_close(weights["fp16"], weights["none"], rtol=0.05, atol=2e-3)
+    state = load_checkpoint(tmp_path / "fp16" / "checkpoint.pt")
+    assert state["scaler"]["scale"] == 65536.0 and state["scaler"]["_growth_tracker"] == 1
+    torch.manual_seed(0)
+    resumed = Trainer(RotNet(small_resnet(width=4)), images, TrainConfig(steps=2, batch_size=8, amp="fp16", progress=False), tmp_path / "fp16")
+    assert resumed.resume() and resumed.scaler.state_dict()["_growth_tracker"] == 1

@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--schedule", choices=["cosine", "onecycle"], default="cosine")
     train.add_argument("--warmup-steps", type=int, default=None, help="default: a tenth of --steps, at most 10")
     train.add_argument("--accumulate", type=_positive, default=1)
-    train.add_argument("--amp", choices=["none", "bf16"], default="none")
+    train.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint-every", type=_positive, default=50)
     train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",

@@ -41,7 +41,8 @@ class TrainConfig:
     accumulate: int = 1
     """Optimizer steps every ``accumulate`` micro-batches of ``batch_size``."""
     amp: str = "none"
-    """``none`` or ``bf16`` (autocast)."""
+    """``none``, ``bf16`` (autocast) or ``fp16`` (autocast with a dynamic gradient scaler, whose
+    state is checkpointed)."""
     seed: int = 0
     checkpoint_every: int = 50
     log_every: int = 10
@@ -56,8 +57,8 @@ class TrainConfig:
             raise ValueError(f"lr: expected > 0, got {self.lr}")
         if self.schedule not in ("cosine", "onecycle"):
             raise ValueError(f"schedule: expected 'cosine' or 'onecycle', got {self.schedule!r}")
-        if self.amp not in ("none", "bf16"):
-            raise ValueError(f"amp: expected 'none' or 'bf16', got {self.amp!r}")
+        if self.amp not in ("none", "bf16", "fp16"):
+            raise ValueError(f"amp: expected 'none', 'bf16' or 'fp16', got {self.amp!r}")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps: expected 0 to {self.steps}, got {self.warmup_steps}")
 
@@ -90,6 +91,7 @@ class Trainer:
         """Saved with every checkpoint (e.g. the backbone's name and options, for ``export``)."""
         self.optimizer = build_optimizer(method, config.optimizer, config.lr, config.weight_decay)
         self.scheduler = self._scheduler()
+        self.scaler = torch.amp.GradScaler(torch.device(config.device).type, enabled=config.amp == "fp16")
         self.step = 0
         self.micro = 0
         """Micro-batches consumed since the start: fixes the epoch and position in it."""
@@ -119,6 +121,7 @@ class Trainer:
             "model": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "step": self.step,
             "micro": self.micro,
             "config": asdict(self.config),
@@ -138,6 +141,8 @@ class Trainer:
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.step, self.micro = int(state["step"]), int(state["micro"])
         torch.set_rng_state(state["torch_rng"])
         return True
@@ -164,18 +169,20 @@ class Trainer:
                     epoch, indices = self.batch_indices(self.micro)
                     indices = shard(indices, self.rank, self.world)
                     batch = self.method.make_batch(self.images[indices], seed=c.seed, epoch=epoch, indices=indices, device=c.device)
-                    with torch.autocast(device_type=torch.device(c.device).type, dtype=torch.bfloat16, enabled=c.amp == "bf16"):
+                    dtype = torch.float16 if c.amp == "fp16" else torch.bfloat16
+                    with torch.autocast(device_type=torch.device(c.device).type, dtype=dtype, enabled=c.amp != "none"):
                         out = self.model(batch)
                     loss = out["loss"]
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"loss became {loss.item()} at step {self.step}")
-                    (loss / c.accumulate).backward()
+                    self.scaler.scale(loss / c.accumulate).backward()
                     for key, value in out.items():
                         totals[key] = totals.get(key, 0.0) + float(value.detach()) / c.accumulate
                     self.micro += 1
                     seen += len(indices)
                 lr = self.optimizer.param_groups[0]["lr"]
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
                 self.step += 1
