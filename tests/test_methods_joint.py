@@ -41,6 +41,13 @@ def cross_entropy_first(logits: np.ndarray) -> float:
     return float(np.mean(np.log(np.exp(logits - top).sum(1)) + top[:, 0] - logits[:, 0]))
 
 
+def ctr(a: np.ndarray, b: np.ndarray, temperature: float) -> float:
+    """InfoNCE of rows of ``a`` against all rows of ``b``, the positive on the diagonal."""
+    logits = a @ b.T / temperature
+    top = logits.max(1, keepdims=True)
+    return float(np.mean(np.log(np.exp(logits - top).sum(1)) + top[:, 0] - np.diag(logits)))
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (unit(a) * unit(b)).sum(-1)
 
@@ -186,12 +193,7 @@ def test_moco_v3_is_symmetric_over_batch_negatives():
         p = unit(m.encode(m.predictor, q).numpy())
         k = unit(m.encode(lambda x: m.key_head(m.key_backbone(x)), batch["views"]).numpy())
 
-    def ctr(a: np.ndarray, b: np.ndarray) -> float:
-        logits = a @ b.T / 0.2
-        top = logits.max(1, keepdims=True)
-        return float(np.mean(np.log(np.exp(logits - top).sum(1)) + top[:, 0] - np.diag(logits)))
-
-    assert out["loss"].item() == pytest.approx(2 * 0.2 * (ctr(p[0], k[1]) + ctr(p[1], k[0])), rel=1e-5)
+    assert out["loss"].item() == pytest.approx(2 * 0.2 * (ctr(p[0], k[1], 0.2) + ctr(p[1], k[0], 0.2)), rel=1e-5)
 
 
 def test_nnclr_contrasts_support_neighbours_with_the_other_views_predictions():
@@ -204,12 +206,7 @@ def test_nnclr_contrasts_support_neighbours_with_the_other_views_predictions():
         p = unit(m.encode(m.predictor, torch.from_numpy(z)).numpy())
     neighbours = [support[np.argmax(z[v] @ support.T, axis=1)] for v in (0, 1)]
 
-    def ctr(a: np.ndarray, b: np.ndarray) -> float:
-        logits = a @ b.T / 0.1
-        top = logits.max(1, keepdims=True)
-        return float(np.mean(np.log(np.exp(logits - top).sum(1)) + top[:, 0] - np.diag(logits)))
-
-    assert out["loss"].item() == pytest.approx(0.5 * (ctr(neighbours[0], p[1]) + ctr(neighbours[1], p[0])), rel=1e-4)
+    assert out["loss"].item() == pytest.approx(0.5 * (ctr(neighbours[0], p[1], 0.1) + ctr(neighbours[1], p[0], 0.1)), rel=1e-4)
     np.testing.assert_allclose(m.support[:8].numpy(), z[0], atol=1e-6)
     assert int(m.support_pointer) == 8
 
