@@ -137,14 +137,11 @@ pub fn resized_crop(src: &[u8], h: usize, w: usize, bx: CropBox, dst: &mut [u8],
 
 /// Mirrors an `(h, w, 3)` image left–right in place.
 pub fn flip_horizontal(img: &mut [u8], h: usize, w: usize) {
+    let mut tmp = vec![0u8; w * 3];
     for row in img.chunks_exact_mut(w * 3).take(h) {
-        let (mut a, mut b) = (0, w - 1);
-        while a < b {
-            for c in 0..3 {
-                row.swap(a * 3 + c, b * 3 + c);
-            }
-            a += 1;
-            b -= 1;
+        tmp.copy_from_slice(row);
+        for (d, s) in row.chunks_exact_mut(3).zip(tmp.chunks_exact(3).rev()) {
+            d.copy_from_slice(s);
         }
     }
 }
