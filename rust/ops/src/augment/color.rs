@@ -306,6 +306,18 @@ fn grey_sum_body(img: &[u8]) -> i64 {
 
 #[inline(always)]
 fn chain_body(img: &mut [u8], ops: &[Pw], sink: &mut Sink<'_>) {
+    if let ([], Sink::U8Chw(out)) = (ops, &mut *sink) {
+        // nothing to compute: a plain HWC → CHW byte shuffle
+        let npix = img.len() / 3;
+        let (r, rest) = out.split_at_mut(npix);
+        let (g, b) = rest.split_at_mut(npix);
+        for (i, p) in img.chunks_exact(3).enumerate() {
+            r[i] = p[0];
+            g[i] = p[1];
+            b[i] = p[2];
+        }
+        return;
+    }
     let npix = (img.len() / 3).max(1) as f64;
     let mut mean = 0f32;
     let mut start = 0;
