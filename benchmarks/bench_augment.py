@@ -5,6 +5,12 @@ Inputs are 256x256 crops of the scikit-image sample photos, augmented to two 224
 blur k=23 p=0.5, Normalize to float32 CHW). Prints images/s (one image = both views) on one
 thread and on all cores, the ratios ours/peer, then a per-op table on one thread.
 
+Outputs differ in layout, not in work: ours is one contiguous float32 ``(N, 3, S, S)`` tensor per
+view; albumentations gives a float32 ``(3, S, S)`` tensor per image and view that is a CHW view
+of HWC memory (ToTensorV2 does not copy); torchvision gives contiguous float32 ``(3, S, S)``
+tensors. Ours is also measured with uint8 CHW output (no Normalize). In the per-op table ours
+writes uint8 CHW batches, albumentations uint8 HWC arrays, torchvision uint8 CHW tensors.
+
 End to end: a temporary folder of JPEGs (256x256 crops of the same photos, quality 90) read,
 decoded and augmented into the two views and batched; selfsup's ImageFolder + ViewLoader in
 main-process mode (one native decode call and one augment call per batch on all cores) vs
@@ -177,6 +183,7 @@ def main() -> None:
     tensors = [torch.from_numpy(x).permute(2, 0, 1).contiguous() for x in images]
     n = len(images)
     ours = T.simclr(args.size)
+    ours_u8 = T.simclr(args.size, normalize=False)
     alb = albumentations_simclr(args.size)
     tv = torchvision_simclr(args.size)
 
@@ -188,10 +195,12 @@ def main() -> None:
     torch.set_num_threads(1)
     ops.set_num_threads(1)
     r_ours_1 = rate(lambda: ours(images, seed=0))
+    r_u8_1 = rate(lambda: ours_u8(images, seed=0))
     r_alb = rate(lambda: alb(images))
     r_tv = rate(lambda: tv(tensors))
     ops.set_num_threads(cores)
     r_ours_all = rate(lambda: ours(images, seed=0))
+    r_u8_all = rate(lambda: ours_u8(images, seed=0))
     ops.set_num_threads(before)
 
     print(f"SimCLR two views, {n} images 256 -> {args.size}, images/s (one image = two views); {cores} cores")
@@ -199,6 +208,7 @@ def main() -> None:
         ["pipeline", "1 thread", f"{cores} threads", "ours/albumentations (1 thr)", "ours/torchvision (1 thr)"],
         [
             ["selfsup", f"{r_ours_1:.0f}", f"{r_ours_all:.0f}", f"{r_ours_1 / r_alb:.2f}x", f"{r_ours_1 / r_tv:.2f}x"],
+            ["selfsup, uint8 out", f"{r_u8_1:.0f}", f"{r_u8_all:.0f}", f"{r_u8_1 / r_alb:.2f}x", f"{r_u8_1 / r_tv:.2f}x"],
             ["albumentations", f"{r_alb:.0f}", "-", "", ""],
             ["torchvision v2", f"{r_tv:.0f}", "-", "", ""],
         ],
@@ -217,7 +227,10 @@ def main() -> None:
         r_t = rate(lambda: [t_op(x) for x in src_t])
         rows.append([name, f"{r_o:.0f}", f"{r_a:.0f}", f"{r_t:.0f}", f"{r_o / r_a:.2f}x", f"{r_o / r_t:.2f}x"])
     ops.set_num_threads(before)
-    print(f"Per op, one thread, images/s ({args.size}x{args.size} inputs; RRC from 256x256; ours output uint8 CHW)")
+    print(
+        f"Per op, one thread, images/s ({args.size}x{args.size} inputs; RRC from 256x256; "
+        "ours writes uint8 CHW batches, albumentations uint8 HWC arrays, torchvision uint8 CHW tensors)"
+    )
     print_table(["op", "selfsup", "albumentations", "torchvision v2", "ours/alb", "ours/tv"], rows)
     print()
     end_to_end(args)

@@ -136,6 +136,28 @@ pub fn to_numpy<'py, T: Element>(py: Python<'py>, data: Vec<T>, shape: &[usize])
     Ok(array.into_pyarray(py))
 }
 
+/// A zero-filled buffer for a large output array. Where the kernel supports
+/// it, the untouched pages are first advised onto transparent huge pages (as
+/// numpy does for its own large arrays): filling a fresh 4 KiB-paged buffer
+/// costs one page fault per page, as much as the work of some kernels.
+pub fn zeroed_output<T: Clone + Default>(len: usize) -> Vec<T> {
+    let v = vec![T::default(); len];
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        const MIN_BYTES: usize = 8 << 20;
+        let bytes = len * std::mem::size_of::<T>();
+        if bytes >= MIN_BYTES {
+            let start = (v.as_ptr() as usize).next_multiple_of(PAGE);
+            let end = (v.as_ptr() as usize + bytes) / PAGE * PAGE;
+            // SAFETY: [start, end) lies inside the allocation; MADV_HUGEPAGE only
+            // changes how its pages are backed, never their contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v
+}
+
 /// A float32 or float64 array, converted to f32, with its shape.
 pub fn float_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<(Vec<f32>, Vec<usize>)> {
     if let Ok(a) = array_arg::<f32>(obj, arg, "float32") {

@@ -47,7 +47,7 @@ const WB: f32 = 0.114;
 
 #[inline(always)]
 fn to_u8f(v: f32) -> f32 {
-    (v.max(0.0).min(255.0) as i32) as f32
+    fmin(fmax(v, 0.0), 255.0).trunc()
 }
 
 #[inline(always)]
@@ -66,53 +66,105 @@ fn blend(r: &mut [f32], g: &mut [f32], b: &mut [f32], f: f32, other: impl Fn(usi
     }
 }
 
+/// `max`/`min` as plain comparisons (no NaN handling: values here are never NaN), which
+/// lower to single vector instructions.
+#[inline(always)]
+fn fmax(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn fmin(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
 #[inline(always)]
 fn hue(r: &mut [f32], g: &mut [f32], b: &mut [f32], delta: f32) {
     const INV255: f32 = (1.0f64 / 255.0) as f32;
     const SIXTH: f32 = (1.0f64 / 6.0) as f32;
-    for i in 0..r.len() {
+    const SCALE: f32 = 255.999;
+    let n = r.len();
+    let (g, b) = (&mut g[..n], &mut b[..n]);
+    for i in 0..n {
         let (rr, gg, bb) = (r[i] * INV255, g[i] * INV255, b[i] * INV255);
-        let maxc = rr.max(gg).max(bb);
-        let minc = rr.min(gg).min(bb);
+        let maxc = fmax(fmax(rr, gg), bb);
+        let minc = fmin(fmin(rr, gg), bb);
         let eqc = maxc == minc;
         let range = maxc - minc;
         let s = range / if eqc { 1.0 } else { maxc };
         let div = if eqc { 1.0 } else { range };
-        let rc = (maxc - rr) / div;
-        let gc = (maxc - gg) / div;
-        let bc = (maxc - bb) / div;
-        let is_r = maxc == rr;
-        let is_g = maxc == gg;
-        let hr = if is_r { bc - gc } else { 0.0 };
-        let hg = if is_g && !is_r { (rc + 2.0) - bc } else { 0.0 };
-        let hb = if !is_g && !is_r { (gc + 4.0) - rc } else { 0.0 };
-        let mut h = ((hr + hg) + hb) * SIXTH + 1.0;
-        h = if h >= 1.0 { h - 1.0 } else { h };
+        // torchvision's hr + hg + hb with rc, gc, bc = (maxc − channel)/div: exactly one
+        // term is non-zero and it needs two of the three quotients
+        let (num_a, num_b, base) = if maxc == rr {
+            (maxc - bb, maxc - gg, 0.0) // bc − gc
+        } else if maxc == gg {
+            (maxc - rr, maxc - bb, 2.0) // (rc + 2) − bc
+        } else {
+            (maxc - gg, maxc - rr, 4.0) // (gc + 4) − rc
+        };
+        let hsum = (num_a / div + base) - num_b / div;
+        let h = hsum * SIXTH + 1.0;
+        let h = if h >= 1.0 { h - 1.0 } else { h };
         // (h + δ) remainder 1
-        let mut t = h + delta;
-        t = if t < 0.0 { t + 1.0 } else if t >= 1.0 { t - 1.0 } else { t };
+        let t = h + delta;
+        let t = if t < 0.0 {
+            t + 1.0
+        } else if t >= 1.0 {
+            t - 1.0
+        } else {
+            t
+        };
         let v = maxc;
         let h6 = t * 6.0;
-        let k = h6 as i32; // h6 >= 0: truncation is floor
-        let f = h6 - k as f32;
-        let k = if k >= 6 { k - 6 } else { k };
+        let k = h6.trunc(); // h6 >= 0: truncation is floor
+        let f = h6 - k;
         let sxf = s * f;
         let oms = 1.0 - s;
-        let q = ((1.0 - sxf) * v).max(0.0).min(1.0);
-        let tt = ((sxf + oms) * v).max(0.0).min(1.0);
-        let p = (oms * v).max(0.0).min(1.0);
-        let (nr, ng, nb) = match k {
-            0 => (v, tt, p),
-            1 => (q, v, p),
-            2 => (p, v, tt),
-            3 => (p, q, v),
-            4 => (tt, p, v),
-            _ => (v, p, q),
+        let q = fmin(fmax((1.0 - sxf) * v, 0.0), 1.0);
+        let tt = fmin(fmax((sxf + oms) * v, 0.0), 1.0);
+        let p = fmin(fmax(oms * v, 0.0), 1.0);
+        // sector k (6 wraps to 0): (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
+        let k = if k >= 6.0 { k - 6.0 } else { k };
+        let nr = if k < 1.0 {
+            v
+        } else if k < 2.0 {
+            q
+        } else if k < 4.0 {
+            p
+        } else if k < 5.0 {
+            tt
+        } else {
+            v
         };
-        const SCALE: f32 = 255.999;
-        r[i] = ((nr * SCALE) as i32) as f32;
-        g[i] = ((ng * SCALE) as i32) as f32;
-        b[i] = ((nb * SCALE) as i32) as f32;
+        let ng = if k < 1.0 {
+            tt
+        } else if k < 3.0 {
+            v
+        } else if k < 4.0 {
+            q
+        } else {
+            p
+        };
+        let nb = if k < 2.0 {
+            p
+        } else if k < 3.0 {
+            tt
+        } else if k < 5.0 {
+            v
+        } else {
+            q
+        };
+        r[i] = (nr * SCALE).trunc();
+        g[i] = (ng * SCALE).trunc();
+        b[i] = (nb * SCALE).trunc();
     }
 }
 
@@ -130,7 +182,7 @@ fn apply(op: Pw, mean: f32, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
         Pw::Saturation(f) => {
             let mut grey = [0f32; CHUNK];
             for i in 0..r.len() {
-                grey[i] = (gray(r[i], g[i], b[i]) as i32) as f32;
+                grey[i] = gray(r[i], g[i], b[i]).trunc();
             }
             blend(r, g, b, f, |i| grey[i]);
         }
@@ -153,59 +205,83 @@ fn apply(op: Pw, mean: f32, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
     }
 }
 
+/// Three float32 planes of one chunk of pixels.
+struct Planes {
+    r: [f32; CHUNK],
+    g: [f32; CHUNK],
+    b: [f32; CHUNK],
+}
+
+/// `v` as an integer; `v` is integral and in `0..=255`.
+#[inline(always)]
+fn int(v: f32) -> i32 {
+    // SAFETY: callers pass finite values in [0, 255].
+    unsafe { v.to_int_unchecked::<i32>() }
+}
+
+/// Sum of `floor(grey)` over the first `n` pixels of `p`.
+#[inline(always)]
+fn chunk_grey_sum(p: &Planes, n: usize) -> i64 {
+    let (r, g, b) = (&p.r[..n], &p.g[..n], &p.b[..n]);
+    let mut s = 0i32; // at most 255·CHUNK
+    for i in 0..n {
+        s += int(gray(r[i], g[i], b[i]));
+    }
+    s as i64
+}
+
+/// Loads `px` (HWC, `n` pixels) into the planes.
+#[inline(always)]
+fn load(px: &[u8], p: &mut Planes, n: usize) {
+    for (i, c) in px.chunks_exact(3).take(n).enumerate() {
+        p.r[i] = c[0] as f32;
+        p.g[i] = c[1] as f32;
+        p.b[i] = c[2] as f32;
+    }
+}
+
 /// One pass: applies `ops` (the first may be a contrast step using `mean`),
 /// writes to `sink`, and returns the sum of `floor(grey)` of the result when
 /// `want_sum`.
 #[inline(always)]
-fn pass_body(img: &mut [u8], ops: &[Pw], mean: f32, want_sum: bool, sink: &mut Sink<'_>) -> f64 {
+fn pass_body(img: &mut [u8], ops: &[Pw], mean: f32, want_sum: bool, sink: &mut Sink<'_>) -> i64 {
     let npix = img.len() / 3;
-    let mut r = [0f32; CHUNK];
-    let mut g = [0f32; CHUNK];
-    let mut b = [0f32; CHUNK];
-    let mut total = 0f64;
+    let mut p = Planes { r: [0.0; CHUNK], g: [0.0; CHUNK], b: [0.0; CHUNK] };
+    let mut total = 0i64;
     let mut start = 0;
     while start < npix {
         let n = CHUNK.min(npix - start);
         let px = &mut img[start * 3..(start + n) * 3];
-        for i in 0..n {
-            r[i] = px[3 * i] as f32;
-            g[i] = px[3 * i + 1] as f32;
-            b[i] = px[3 * i + 2] as f32;
-        }
-        let (r, g, b) = (&mut r[..n], &mut g[..n], &mut b[..n]);
+        load(px, &mut p, n);
         for &op in ops {
-            apply(op, mean, r, g, b);
+            apply(op, mean, &mut p.r[..n], &mut p.g[..n], &mut p.b[..n]);
         }
         if want_sum {
-            // integer-valued partial sums below 2^24 are exact in f32
-            let mut s = 0f32;
-            for i in 0..n {
-                s += (gray(r[i], g[i], b[i]) as i32) as f32;
-            }
-            total += s as f64;
+            total += chunk_grey_sum(&p, n);
         }
+        let (r, g, b) = (&p.r[..n], &p.g[..n], &p.b[..n]);
         match sink {
             Sink::InPlace => {
-                for i in 0..n {
-                    px[3 * i] = r[i] as u8;
-                    px[3 * i + 1] = g[i] as u8;
-                    px[3 * i + 2] = b[i] as u8;
+                for (i, c) in px.chunks_exact_mut(3).enumerate() {
+                    c[0] = int(r[i]) as u8;
+                    c[1] = int(g[i]) as u8;
+                    c[2] = int(b[i]) as u8;
                 }
             }
             Sink::U8Chw(out) => {
-                for (c, plane) in [&*r, &*g, &*b].into_iter().enumerate() {
+                for (c, plane) in [r, g, b].into_iter().enumerate() {
                     let o = &mut out[c * npix + start..c * npix + start + n];
-                    for i in 0..n {
-                        o[i] = plane[i] as u8;
+                    for (d, &v) in o.iter_mut().zip(plane) {
+                        *d = int(v) as u8;
                     }
                 }
             }
             Sink::F32Chw(out, scale, bias) => {
-                for (c, plane) in [&*r, &*g, &*b].into_iter().enumerate() {
+                for (c, plane) in [r, g, b].into_iter().enumerate() {
                     let o = &mut out[c * npix + start..c * npix + start + n];
                     let (sc, bi) = (scale[c], bias[c]);
-                    for i in 0..n {
-                        o[i] = plane[i] * sc + bi;
+                    for (d, &v) in o.iter_mut().zip(plane) {
+                        *d = v * sc + bi;
                     }
                 }
             }
@@ -215,58 +291,72 @@ fn pass_body(img: &mut [u8], ops: &[Pw], mean: f32, want_sum: bool, sink: &mut S
     total
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn pass_avx2(img: &mut [u8], ops: &[Pw], mean: f32, want_sum: bool, sink: &mut Sink<'_>) -> f64 {
-    pass_body(img, ops, mean, want_sum, sink)
+/// Sum over an HWC image of `floor(0.2989 R + 0.587 G + 0.114 B)`.
+#[inline(always)]
+fn grey_sum_body(img: &[u8]) -> i64 {
+    let mut p = Planes { r: [0.0; CHUNK], g: [0.0; CHUNK], b: [0.0; CHUNK] };
+    let mut total = 0i64;
+    for px in img.chunks(CHUNK * 3) {
+        let n = px.len() / 3;
+        load(px, &mut p, n);
+        total += chunk_grey_sum(&p, n);
+    }
+    total
 }
 
-fn pass_generic(img: &mut [u8], ops: &[Pw], mean: f32, want_sum: bool, sink: &mut Sink<'_>) -> f64 {
-    pass_body(img, ops, mean, want_sum, sink)
-}
-
-fn pass(img: &mut [u8], ops: &[Pw], mean: f32, want_sum: bool, sink: &mut Sink<'_>) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked above); the body is plain safe code.
-            return unsafe { pass_avx2(img, ops, mean, want_sum, sink) };
+#[inline(always)]
+fn chain_body(img: &mut [u8], ops: &[Pw], sink: &mut Sink<'_>) {
+    if let ([], Sink::U8Chw(out)) = (ops, &mut *sink) {
+        // nothing to compute: a plain HWC → CHW byte shuffle
+        let npix = img.len() / 3;
+        let (r, rest) = out.split_at_mut(npix);
+        let (g, b) = rest.split_at_mut(npix);
+        for (i, p) in img.chunks_exact(3).enumerate() {
+            r[i] = p[0];
+            g[i] = p[1];
+            b[i] = p[2];
+        }
+        return;
+    }
+    let npix = (img.len() / 3).max(1) as f64;
+    let mut mean = 0f32;
+    let mut start = 0;
+    if let Some(Pw::Contrast(_)) = ops.first() {
+        mean = (grey_sum_body(img) as f64 / npix) as f32;
+    }
+    // a pass ends before every later contrast step
+    for cut in 1..ops.len() {
+        if let Pw::Contrast(_) = ops[cut] {
+            let sum = pass_body(img, &ops[start..cut], mean, true, &mut Sink::InPlace);
+            mean = (sum as f64 / npix) as f32;
+            start = cut;
         }
     }
-    pass_generic(img, ops, mean, want_sum, sink)
+    pass_body(img, &ops[start..], mean, false, sink);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn chain_avx2(img: &mut [u8], ops: &[Pw], sink: &mut Sink<'_>) {
+    chain_body(img, ops, sink)
 }
 
 /// Runs `ops` over an `(h, w, 3)` image (`img` holds `h·w·3` values) and
 /// writes the result to `sink`. Contrast means are computed on the fly.
 pub fn run_chain(img: &mut [u8], ops: &[Pw], mut sink: Sink<'_>) {
-    let npix = (img.len() / 3).max(1) as f64;
-    // split before every contrast step after the first op
-    let mut cuts: Vec<usize> = ops.iter().enumerate().filter(|(_, o)| matches!(o, Pw::Contrast(_))).map(|(i, _)| i).collect();
-    let mut mean = 0f32;
-    if cuts.first() == Some(&0) {
-        cuts.remove(0);
-        mean = (grey_sum(img) / npix) as f32;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above); the body is plain safe code.
+            return unsafe { chain_avx2(img, ops, &mut sink) };
+        }
     }
-    let mut start = 0;
-    for &cut in &cuts {
-        let sum = pass(img, &ops[start..cut], mean, true, &mut Sink::InPlace);
-        mean = (sum / npix) as f32;
-        start = cut;
-    }
-    pass(img, &ops[start..], mean, false, &mut sink);
+    chain_body(img, ops, &mut sink)
 }
 
-/// Sum over the image of `floor(0.2989 R + 0.587 G + 0.114 B)`.
+/// Sum over an `(h, w, 3)` image of `floor(0.2989 R + 0.587 G + 0.114 B)`.
 pub fn grey_sum(img: &[u8]) -> f64 {
-    let mut total = 0f64;
-    for chunk in img.chunks(CHUNK * 3) {
-        let mut s = 0f32;
-        for px in chunk.chunks_exact(3) {
-            s += (gray(px[0] as f32, px[1] as f32, px[2] as f32) as i32) as f32;
-        }
-        total += s as f64;
-    }
-    total
+    grey_sum_body(img) as f64
 }
 
 #[cfg(test)]
@@ -310,6 +400,73 @@ mod tests {
         assert_eq!(run(&px, &[Pw::Hue(0.0)]), px);
         // pure red rotated by 1/3 turn becomes pure green
         assert_eq!(run(&[255, 0, 0], &[Pw::Hue(1.0 / 3.0)]), vec![0, 255, 0]);
+    }
+
+    /// torchvision's `_rgb_to_hsv` / `_hsv_to_rgb` transcribed literally (three
+    /// quotients, masked sums, `fmod`, `remainder`, a six-way gather).
+    fn hue_reference(px: [u8; 3], delta: f32) -> [u8; 3] {
+        let [r, g, b] = px.map(|v| v as f32 * (1.0f64 / 255.0) as f32);
+        let maxc = r.max(g).max(b);
+        let minc = r.min(g).min(b);
+        let eqc = maxc == minc;
+        let cr = maxc - minc;
+        let s = cr / if eqc { 1.0 } else { maxc };
+        let div = if eqc { 1.0 } else { cr };
+        let (rc, gc, bc) = ((maxc - r) / div, (maxc - g) / div, (maxc - b) / div);
+        let m = |c: bool| if c { 1.0f32 } else { 0.0 };
+        let hg = ((rc + 2.0) - bc) * m(maxc == g && maxc != r);
+        let hr = (bc - gc) * m(maxc == r);
+        let hb = ((gc + 4.0) - rc) * m(maxc != r && maxc != g);
+        let h = (((hr + hg) + hb) * (1.0f64 / 6.0) as f32 + 1.0) % 1.0;
+        let h = h + delta;
+        let h = h - h.floor();
+        let h6 = h * 6.0;
+        let i = h6.floor();
+        let f = h6 - i;
+        let i = (i as usize) % 6;
+        let v = maxc;
+        let q = ((1.0 - s * f) * v).clamp(0.0, 1.0);
+        let t = ((s * f + (1.0 - s)) * v).clamp(0.0, 1.0);
+        let p = ((1.0 - s) * v).clamp(0.0, 1.0);
+        let rgb = [[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]][i];
+        rgb.map(|c| (c * 255.999) as u8)
+    }
+
+    #[test]
+    fn hue_matches_torchvision_formulas_exactly() {
+        let px: Vec<u8> = (0..=255u32)
+            .step_by(5)
+            .flat_map(|r| (0..=255u32).step_by(7).flat_map(move |g| (0..=255u32).step_by(3).flat_map(move |b| [r, g, b])))
+            .map(|v| v as u8)
+            .collect();
+        for delta in [-0.5f32, -0.31, -0.07, 0.0, 0.013, 0.2, 0.5] {
+            let out = run(&px, &[Pw::Hue(delta)]);
+            for (i, (o, p)) in out.chunks_exact(3).zip(px.chunks_exact(3)).enumerate() {
+                assert_eq!(o, hue_reference([p[0], p[1], p[2]], delta), "pixel {i} {p:?} delta {delta}");
+            }
+        }
+    }
+
+    #[test]
+    fn portable_path_equals_the_dispatched_one() {
+        // pseudo-random pixels, a chain with contrast in the middle, every sink
+        let px: Vec<u8> = (0..3 * 1500u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let ops = [Pw::Saturation(1.3), Pw::Contrast(0.7), Pw::Hue(-0.08), Pw::Brightness(1.2), Pw::Grayscale, Pw::Solarize(100.0)];
+        for k in 0..=ops.len() {
+            let (mut a, mut b) = (px.clone(), px.clone());
+            run_chain(&mut a, &ops[..k], Sink::InPlace);
+            chain_body(&mut b, &ops[..k], &mut Sink::InPlace);
+            assert_eq!(a, b, "{k} ops");
+            let (mut fa, mut fb) = (vec![0f32; px.len()], vec![0f32; px.len()]);
+            run_chain(&mut px.clone(), &ops[..k], Sink::F32Chw(&mut fa, [0.1, 0.2, 0.3], [1.0, 2.0, 3.0]));
+            chain_body(&mut px.clone(), &ops[..k], &mut Sink::F32Chw(&mut fb, [0.1, 0.2, 0.3], [1.0, 2.0, 3.0]));
+            assert_eq!(fa, fb);
+        }
+        let mut chw = vec![0u8; px.len()];
+        run_chain(&mut px.clone(), &[], Sink::U8Chw(&mut chw));
+        assert_eq!(&chw[..3], &[px[0], px[3], px[6]]);
+        assert_eq!(chw[1500], px[1]);
+        assert_eq!(grey_sum(&px), px.chunks_exact(3).map(|p| gray(p[0] as f32, p[1] as f32, p[2] as f32).floor() as f64).sum::<f64>());
     }
 
     #[test]

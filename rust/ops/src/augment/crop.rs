@@ -10,7 +10,11 @@
 //! `ratio` is used. The box is cropped first and then resized with an
 //! antialiased bilinear (triangle) filter — the filter of Pillow and of
 //! torchvision's `antialias=True` — through fast_image_resize's SIMD
-//! convolution; pixels outside the box never contribute.
+//! convolution; pixels outside the box never contribute. When the box has
+//! fewer rows than the output, the rows are resized first (the order of
+//! Pillow and torchvision, and the costly per-pixel row pass then covers
+//! fewer rows); otherwise fast_image_resize's own order, columns first.
+//! Either way each pass rounds to uint8.
 
 use std::cell::RefCell;
 
@@ -113,7 +117,8 @@ pub fn uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
 }
 
 thread_local! {
-    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+    /// The resizer and an intermediate image buffer.
+    static RESIZER: RefCell<(Resizer, Vec<u8>)> = RefCell::new((Resizer::new(), Vec::new()));
 }
 
 /// Crops `bx` out of an `(h, w, 3)` image and resizes it to `(oh, ow, 3)`
@@ -131,20 +136,29 @@ pub fn resized_crop(src: &[u8], h: usize, w: usize, bx: CropBox, dst: &mut [u8],
         .expect("buffer sized by the caller");
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     RESIZER.with(|r| {
-        r.borrow_mut().resize(&cropped, &mut dst_img, &options).expect("same pixel types");
+        let (resizer, mid) = &mut *r.borrow_mut();
+        if bx.height < oh && bx.width != ow {
+            // Rows first, over the box's rows only (fewer than the output has): the
+            // per-pixel row pass is the costly one. The passes round to uint8 in
+            // between, as Pillow's and torchvision's do (in this order).
+            mid.resize(ow * bx.height * 3, 0);
+            let mut mid_img =
+                Image::from_slice_u8(ow as u32, bx.height as u32, mid, PixelType::U8x3).expect("sized above");
+            resizer.resize(&cropped, &mut mid_img, &options).expect("same pixel types");
+            resizer.resize(&mid_img, &mut dst_img, &options).expect("same pixel types");
+        } else {
+            resizer.resize(&cropped, &mut dst_img, &options).expect("same pixel types");
+        }
     });
 }
 
 /// Mirrors an `(h, w, 3)` image left–right in place.
 pub fn flip_horizontal(img: &mut [u8], h: usize, w: usize) {
+    let mut tmp = vec![0u8; w * 3];
     for row in img.chunks_exact_mut(w * 3).take(h) {
-        let (mut a, mut b) = (0, w - 1);
-        while a < b {
-            for c in 0..3 {
-                row.swap(a * 3 + c, b * 3 + c);
-            }
-            a += 1;
-            b -= 1;
+        tmp.copy_from_slice(row);
+        for (d, s) in row.chunks_exact_mut(3).zip(tmp.chunks_exact(3).rev()) {
+            d.copy_from_slice(s);
         }
     }
 }
@@ -189,6 +203,17 @@ mod tests {
         let mut dst = vec![0u8; 17 * 23 * 3];
         resized_crop(&src, 50, 40, CropBox { top: 3, left: 5, height: 30, width: 31 }, &mut dst, 17, 23);
         assert!(dst.iter().all(|&v| v == 77));
+        // an upscaled box (rows resized first)
+        let mut dst = vec![0u8; 40 * 45 * 3];
+        resized_crop(&src, 50, 40, CropBox { top: 7, left: 2, height: 20, width: 30 }, &mut dst, 40, 45);
+        assert!(dst.iter().all(|&v| v == 77));
+        // a horizontal ramp upscaled in both directions stays a non-decreasing ramp in every row
+        let ramp: Vec<u8> = (0..50 * 40).flat_map(|i| [(i % 40 * 6) as u8; 3]).collect();
+        resized_crop(&ramp, 50, 40, CropBox { top: 7, left: 2, height: 20, width: 30 }, &mut dst, 40, 45);
+        for row in dst.chunks_exact(45 * 3) {
+            assert!(row.chunks_exact(3).zip(row.chunks_exact(3).skip(1)).all(|(a, b)| a[0] <= b[0] && a[0] == a[2]));
+            assert!(row[0] <= 2 * 6 + 3 && row[44 * 3] >= 31 * 6 - 3, "{} {}", row[0], row[44 * 3]);
+        }
         let src: Vec<u8> = (0..6 * 5 * 3).map(|v| v as u8).collect();
         let mut dst = vec![0u8; 2 * 3 * 3];
         resized_crop(&src, 6, 5, CropBox { top: 1, left: 2, height: 2, width: 3 }, &mut dst, 2, 3);
