@@ -302,12 +302,21 @@ def test_moco_queue_survives_a_checkpoint(tmp_path: Path):
         ("nnclr", {"projection_dim": 16, "support_size": 256}),
     ],
 )
-def test_a_few_steps_reduce_the_loss(tmp_path: Path, name: str, options: dict):
-    config = TrainConfig(steps=16, batch_size=32, lr=0.05, log_every=1, progress=False, warmup_steps=1, checkpoint_every=16)
-    log = Trainer(method(name, **options), DIGITS, config, tmp_path).fit()
-    first = np.mean([r["loss"] for r in log[:3]])
-    last = np.mean([r["loss"] for r in log[-3:]])
-    assert last < first, (first, last)
+def test_a_few_steps_reduce_the_loss(name: str, options: dict):
+    # on one fixed batch (fresh augmentations make 16-step losses noisy at this size), with the
+    # method's own end-of-step updates (momentum targets, schedules)
+    m = method(name, **options)
+    batch = batch_of(m, 32)
+    optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+    losses = []
+    for step in range(15):
+        loss = m.training_step(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        m.on_step_end(step + 1, 15)
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1 * abs(losses[0]) - 0.02, losses
 
 
 def test_moco_v2_learns_to_find_the_key_among_the_queue():
