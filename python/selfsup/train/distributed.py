@@ -9,6 +9,7 @@ batch statistics (BatchNorm sees per-rank batches; convert it with ``SyncBatchNo
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import numpy as np
@@ -19,13 +20,21 @@ import torch.distributed as dist
 
 def init_from_env(backend: str | None = None) -> bool:
     """Joins the process group when launched by torchrun (``WORLD_SIZE`` > 1). Returns whether
-    training is distributed."""
+    training is distributed. A group joined here is left again at interpreter exit: a gloo group
+    still alive during interpreter teardown can abort the process when its threads are destroyed."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size() > 1
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+    atexit.register(leave_process_group)
     return True
+
+
+def leave_process_group() -> None:
+    """Destroys the default process group if one is active (idempotent)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_and_world() -> tuple[int, int]:
