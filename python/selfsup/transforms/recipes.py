@@ -17,6 +17,7 @@ from selfsup.transforms._transforms import (
     RandomHorizontalFlip,
     RandomResizedCrop,
     RandomSolarize,
+    Transform,
 )
 
 
@@ -75,18 +76,28 @@ def byol(size: int = 224, *, normalize: bool | Normalize = True, blur: bool = Tr
     ``blur=False`` drops the blur (small images, as :func:`simclr`)."""
 
     def view(blur_p: float, solarize_p: float) -> Compose:
-        steps = [
-            RandomResizedCrop(size, scale=(0.08, 1.0)),
-            RandomHorizontalFlip(0.5),
-            RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-            RandomGrayscale(0.2),
-            *([RandomApply([GaussianBlur(blur_kernel(size), (0.1, 2.0))], p=blur_p)] if blur else []),
-        ]
-        if solarize_p > 0:
-            steps.append(RandomSolarize(128, p=solarize_p))
-        return Compose([*steps, *_normalize(normalize)])
+        return _byol_view(size, (0.08, 1.0), blur_kernel(size) if blur else 0, blur_p, solarize_p, normalize)
 
     return MultiView([view(1.0, 0.0), view(0.1, 0.2)])
+
+
+def _byol_view(
+    size: int, scale: tuple[float, float], blur_taps: int, blur_p: float, solarize_p: float, normalize: bool | Normalize
+) -> Compose:
+    """One view of the BYOL family (BYOL, DINO): RandomResizedCrop ``scale``, flip, ColorJitter(0.4,
+    0.4, 0.2, 0.1) p = 0.8, grayscale p = 0.2, blur σ ∈ [0.1, 2] with ``blur_taps`` (0: none) at
+    ``blur_p``, solarize(128) at ``solarize_p`` (left out at 0)."""
+    steps: list[Transform] = [
+        RandomResizedCrop(size, scale=scale),
+        RandomHorizontalFlip(0.5),
+        RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+        RandomGrayscale(0.2),
+    ]
+    if blur_taps:
+        steps.append(RandomApply([GaussianBlur(blur_taps, (0.1, 2.0))], p=blur_p))
+    if solarize_p > 0:
+        steps.append(RandomSolarize(128, p=solarize_p))
+    return Compose([*steps, *_normalize(normalize)])
 
 
 def mocov2(size: int = 224, *, normalize: bool | Normalize = True, blur: bool = True) -> MultiView:
@@ -138,16 +149,7 @@ def dino(
     _check_count(n_local, "n_local", 0)
 
     def view(size: int, scale: tuple[float, float], blur_p: float, solarize_p: float) -> Compose:
-        steps = [
-            RandomResizedCrop(size, scale=scale),
-            RandomHorizontalFlip(0.5),
-            RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-            RandomGrayscale(0.2),
-            *([RandomApply([GaussianBlur(pil_blur_kernel(), (0.1, 2.0))], p=blur_p)] if blur else []),
-        ]
-        if solarize_p > 0:
-            steps.append(RandomSolarize(128, p=solarize_p))
-        return Compose([*steps, *_normalize(normalize)])
+        return _byol_view(size, scale, pil_blur_kernel() if blur else 0, blur_p, solarize_p, normalize)
 
     local = view(local_size, local_scale, 0.5, 0.0)
     return MultiView([view(global_size, global_scale, 1.0, 0.0), view(global_size, global_scale, 0.1, 0.2), *[local] * n_local])
