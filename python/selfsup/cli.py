@@ -170,6 +170,8 @@ def _load_method(checkpoint: str) -> Any:
 
     backbone, state = _load_backbone(checkpoint)
     method = plugins.get("methods", state["method"])(backbone, **state["metadata"].get("method_options", {}))
+    if "dataset_size" in state["metadata"]:
+        method.bind_dataset(int(state["metadata"]["dataset_size"]))
     method.load_state_dict(state["model"])
     return method
 

@@ -57,6 +57,13 @@ class Method(nn.Module):
         """``training_step``, so ``DistributedDataParallel(method)(batch)`` synchronises gradients."""
         return self.training_step(batch)
 
+    def bind_dataset(self, size: int, labels: npt.NDArray[np.int64] | None = None) -> None:
+        """Called by the trainer (and by checkpoint loading) before the first step with the number of
+        training images and, when the dataset has them, their integer labels ``(size,)``. Methods with
+        per-sample state (memory banks) allocate it here; supervised methods keep the labels.
+        Nothing to do by default."""
+        return None
+
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step; nothing to do by default."""
         return None

@@ -64,8 +64,10 @@ class TrainConfig:
 
 
 class Trainer:
-    """Trains ``method`` on uint8 ``images (N, H, W, C)``, writing into ``out_dir``:
-    ``checkpoint.pt`` (atomic) and ``metrics.jsonl``."""
+    """Trains ``method`` on uint8 ``images (N, H, W, C)`` (with integer ``labels (N,)`` for
+    methods that use them), writing into ``out_dir``: ``checkpoint.pt`` (atomic) and
+    ``metrics.jsonl``. The method's :meth:`~selfsup.methods.base.Method.bind_dataset` is called
+    first."""
 
     def __init__(
         self,
@@ -74,10 +76,17 @@ class Trainer:
         config: TrainConfig,
         out_dir: str | Path,
         metadata: dict[str, Any] | None = None,
+        labels: npt.NDArray[np.int64] | None = None,
     ) -> None:
         config.validate()
         if images.ndim != 4 or images.dtype != np.uint8 or len(images) == 0:
             raise ValueError(f"images: expected a non-empty uint8 (N, H, W, C) array, got {images.dtype} {images.shape}")
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+                raise ValueError(f"labels: expected {len(images)} integer labels, got {labels.dtype} {labels.shape}")
+            labels = labels.astype(np.int64)
+        method.bind_dataset(len(images), labels)
         self.method = method.to(config.device)
         self.distributed = init_from_env()
         self.rank, self.world = rank_and_world()
@@ -87,8 +96,9 @@ class Trainer:
         self.images = images
         self.config = config
         self.out_dir = Path(out_dir)
-        self.metadata = dict(metadata or {})
-        """Saved with every checkpoint (e.g. the backbone's name and options, for ``export``)."""
+        self.metadata = {**(metadata or {}), "dataset_size": len(images)}
+        """Saved with every checkpoint (e.g. the backbone's name and options, for ``export``; the
+        dataset size that :meth:`Method.bind_dataset` saw, so a loader can rebuild per-sample state)."""
         self.optimizer = build_optimizer(method, config.optimizer, config.lr, config.weight_decay)
         self.scheduler = self._scheduler()
         self.scaler = torch.amp.GradScaler(torch.device(config.device).type, enabled=config.amp == "fp16")
