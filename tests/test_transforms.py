@@ -149,6 +149,39 @@ def test_whole_simclr_view_replayed_through_torchvision(photos):
         assert float(diff.float().mean()) < 0.3 and int(diff.max()) <= 8, (i, float(diff.float().mean()), int(diff.max()))
 
 
+def test_mocov1_view_replayed_through_torchvision(photos):
+    """MoCo v1's view (the official code: RandomResizedCrop(0.2, 1), RandomGrayscale(0.2),
+    ColorJitter(0.4, 0.4, 0.4, 0.4), flip), its drawn parameters replayed with torchvision's
+    functionals in that order. The replay starts from our crop (within one grey level of
+    torchvision's, tested above), which the always-on jitter could amplify by up to (1.4)³."""
+    recipe = T.mocov1(40, normalize=False)
+    view = recipe.views[0]
+    out, params = view.run(photos, seed=4)
+    col = {n: k for k, n in enumerate(view.param_names())}
+    crops = T.Compose([T.RandomResizedCrop(40)]).run(photos, params=np.ascontiguousarray(params[0][:, :5])).views[0]
+    fns = [F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, F.adjust_hue]
+    for i, x in enumerate(crops):
+        p = params[0][i]
+        if p[col["1.Grayscale.applied"]]:
+            x = F.rgb_to_grayscale(x, num_output_channels=3)
+        factors = [p[col[f"2.ColorJitter.{k}"]] for k in ("brightness", "contrast", "saturation", "hue")]
+        for k in range(4):
+            op = int(p[col[f"2.ColorJitter.order{k}"]])
+            x = fns[op](x, float(factors[op]))
+        if p[col["3.HorizontalFlip.applied"]]:
+            x = F.horizontal_flip(x)
+        diff = (out[0][i].to(torch.int16) - x.to(torch.int16)).abs()
+        assert float(diff.float().mean()) < 0.05 and int(diff.max()) <= 3, (i, float(diff.float().mean()), int(diff.max()))
+    # v1's sampler: every image jittered, hue in [-0.4, 0.4], gray 20%, crops of 20-100% of the area, no blur
+    drawn = recipe.run(np.zeros((3000, 20, 20, 3), np.uint8), seed=2).params[1]
+    assert (drawn[:, col["2.ColorJitter.applied"]] == 1).all()
+    assert stats.kstest(drawn[:, col["2.ColorJitter.hue"]], stats.uniform(-0.4, 0.8).cdf).pvalue > 1e-3
+    assert stats.kstest(drawn[:, col["2.ColorJitter.contrast"]], stats.uniform(0.6, 0.8).cdf).pvalue > 1e-3
+    assert abs(drawn[:, col["1.Grayscale.applied"]].mean() - 0.2) < 4 * math.sqrt(0.16 / 3000)
+    area = drawn[:, 3] * drawn[:, 4] / 400
+    assert area.min() > 0.2 * 0.8 and not any("Blur" in n for n in col)
+
+
 # ---------------------------------------------------------------- sampled parameters vs torchvision's samplers
 
 

@@ -1,5 +1,5 @@
 """Augmentation recipes of joint-embedding methods, as :class:`MultiView` pipelines: two views
-(SimCLR, BYOL, MoCo v2) or multi-crop (DINO, SwAV: global and local views of different sizes)."""
+(SimCLR, BYOL, MoCo v1 and v2) or multi-crop (DINO, SwAV: global and local views of different sizes)."""
 
 from __future__ import annotations
 
@@ -98,6 +98,22 @@ def _byol_view(
     if solarize_p > 0:
         steps.append(RandomSolarize(128, p=solarize_p))
     return Compose([*steps, *_normalize(normalize)])
+
+
+def mocov1(size: int = 224, *, normalize: bool | Normalize = True) -> MultiView:
+    """MoCo v1 (He et al. 2019, arXiv:1911.05722, §4 and the official code's augmentation):
+    RandomResizedCrop (0.2, 1), grayscale p = 0.2, then ColorJitter(0.4, 0.4, 0.4, 0.4) on every
+    image, flip; two views; no blur."""
+    view = Compose(
+        [
+            RandomResizedCrop(size, scale=(0.2, 1.0)),
+            RandomGrayscale(0.2),
+            ColorJitter(0.4, 0.4, 0.4, 0.4),
+            RandomHorizontalFlip(0.5),
+            *_normalize(normalize),
+        ]
+    )
+    return MultiView([view, view])
 
 
 def mocov2(size: int = 224, *, normalize: bool | Normalize = True, blur: bool = True) -> MultiView:
