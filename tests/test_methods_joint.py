@@ -1,4 +1,4 @@
-"""MoCo v2/v3, BYOL, SimSiam, Barlow Twins and VICReg: losses against numpy transcriptions of the
+"""MoCo v1/v2/v3 (with Shuffling and split BatchNorm), BYOL, SimSiam, Barlow Twins and VICReg: losses against numpy transcriptions of the
 papers' equations, momentum schedules, the MoCo queue's edge cases, learning, bad options."""
 
 from __future__ import annotations
@@ -11,12 +11,16 @@ import numpy as np
 import pytest
 import torch
 
+import selfsup.transforms as T
 from selfsup import plugins
 from selfsup.data import load_digits
+from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD
+from selfsup.methods.batch_shuffle import shuffle_permutation, shuffled_encode
 from selfsup.methods.barlow_twins import barlow_twins_loss
 from selfsup.methods.joint import ema_update, momentum_at, off_diagonal
 from selfsup.methods.vicreg import vicreg_terms
 from selfsup.models import small_resnet
+from selfsup.models.batchnorm import SplitBatchNorm
 from selfsup.train import TrainConfig, Trainer
 
 DIGITS = load_digits().train.images[:96]
@@ -288,6 +292,85 @@ def test_moco_queue_survives_a_checkpoint(tmp_path: Path):
     torch.testing.assert_close(restored.key_backbone.state_dict(), m.key_backbone.state_dict())
 
 
+# ---------------------------------------------------------------- MoCo v1, Shuffling BatchNorm and its one-process stand-in
+
+
+def test_moco_v1_is_a_linear_head_against_the_queue_at_tau_007():
+    m = method("moco", version=1, queue_size=20)
+    assert [type(layer) for layer in m.head.net] == [torch.nn.Linear] and m.head.net[0].out_features == 128
+    assert (m.temperature, m.base_momentum, m.shuffle_bn) == (0.07, 0.999, True)
+    batch = batch_of(m)
+    views = T.mocov1(32, normalize=T.Normalize(CHANNEL_MEAN, CHANNEL_STD))(DIGITS[:8], seed=1, epoch=0, indices=np.arange(8))
+    torch.testing.assert_close(batch["views"], torch.stack(views))
+    # a first step queues keys of these images, so the second one's negatives are hard ones
+    m.training_step(m.make_batch(DIGITS[:8], seed=2, epoch=0, indices=np.arange(8)))
+    queue = m.queue.clone().numpy()
+    out = m.training_step(batch)
+    with torch.no_grad():
+        q = unit(m.head(m.backbone(batch["views"].flatten(0, 1))).view(2, 8, -1)[0].numpy())
+        k = unit(m.key_head(m.key_backbone(batch["views"].flatten(0, 1))).view(2, 8, -1)[1].numpy())
+    logits = np.concatenate([(q * k).sum(1, keepdims=True), q @ queue.T], axis=1) / 0.07
+    assert out["loss"].item() == pytest.approx(cross_entropy_first(logits), rel=1e-5)
+    np.testing.assert_allclose(m.queue[8:16].numpy(), k, atol=1e-6)
+    np.testing.assert_array_equal(m.queue[16:].numpy(), queue[16:])
+    assert int(m.queue_pointer) == 16
+
+
+def test_shuffle_permutes_the_batch_and_unshuffle_restores_its_order():
+    permutation = shuffle_permutation(10, seed=3)
+    assert sorted(permutation.tolist()) == list(range(10))
+    assert torch.equal(permutation, shuffle_permutation(10, seed=3))
+    assert not torch.equal(permutation, shuffle_permutation(10, seed=4))
+    x = torch.randn(10, 3)
+    seen = []
+
+    def encoder(rows: torch.Tensor) -> torch.Tensor:
+        seen.append(rows.clone())
+        return rows * 2 + 1
+
+    torch.testing.assert_close(shuffled_encode(encoder, x, seed=3), x * 2 + 1)
+    torch.testing.assert_close(seen[0], x[permutation])
+
+
+def test_split_batchnorm_keys_are_per_group_batchnorm_of_the_shuffled_batch():
+    """bn_splits=2: queries are normalised within the groups i ≡ s (mod 2) of the batch, keys within
+    those of the shuffled batch; reference: the same encoders with plain BatchNorm run on each group."""
+    m = method("moco", version=1, queue_size=20, bn_splits=2, projection_dim=16)
+    plain = method("moco", version=1, queue_size=20, projection_dim=16)
+    assert any(isinstance(layer, SplitBatchNorm) for layer in m.key_backbone.modules())
+    queue = m.queue.clone().numpy()
+    batch = batch_of(m)
+    views = batch["views"]
+    out = m.training_step(batch)
+    assert int(m.key_batches) == 1
+    permutation = shuffle_permutation(8, seed=0)
+    q = np.zeros((8, 16), np.float32)
+    k = np.zeros((8, 16), np.float32)
+    with torch.no_grad():
+        for s in range(2):
+            rows = torch.arange(s, 8, 2)
+            query = copy.deepcopy(plain)
+            q[rows] = query.encode(lambda x: query.head(query.backbone(x)), views[:, rows])[0].numpy()
+            key = copy.deepcopy(plain)
+            k[permutation[rows]] = key.encode(lambda x: key.key_head(key.key_backbone(x)), views[:, permutation[rows]])[1].numpy()
+    q, k = unit(q), unit(k)
+    logits = np.concatenate([(q * k).sum(1, keepdims=True), q @ queue.T], axis=1) / 0.07
+    assert out["loss"].item() == pytest.approx(cross_entropy_first(logits), rel=1e-4)
+    np.testing.assert_allclose(m.queue[:8].numpy(), k, atol=1e-5)
+
+
+def test_moco_shuffle_state_survives_a_checkpoint(tmp_path: Path):
+    m = method("moco", version=1, queue_size=50, projection_dim=8, bn_splits=2)
+    config = TrainConfig(steps=2, batch_size=16, lr=0.05, log_every=1, progress=False, checkpoint_every=2)
+    Trainer(m, DIGITS, config, tmp_path).fit()
+    restored = method("moco", version=1, queue_size=50, projection_dim=8, bn_splits=2)
+    restored.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"])
+    assert int(restored.key_batches) == 2
+    batch = batch_of(m, 16)
+    torch.testing.assert_close(restored.training_step(batch)["loss"], m.training_step(batch)["loss"])
+    torch.testing.assert_close(restored.queue, m.queue)
+
+
 # ---------------------------------------------------------------- learning and options
 
 
@@ -319,10 +402,11 @@ def test_a_few_steps_reduce_the_loss(name: str, options: dict):
     assert losses[-1] < losses[0] - 0.1 * abs(losses[0]) - 0.02, losses
 
 
-def test_moco_v2_learns_to_find_the_key_among_the_queue():
+@pytest.mark.parametrize("options", [{}, {"version": 1, "bn_splits": 2}])
+def test_moco_learns_to_find_the_key_among_the_queue(options: dict):
     # at this scale MoCo's loss first climbs while real keys replace the random queue (the paper's
     # curves do too), so learning is checked against a fixed queue and batch
-    m = method("moco", queue_size=64, projection_dim=16, momentum=0.99)
+    m = method("moco", queue_size=64, projection_dim=16, momentum=0.99, **options)
     m.enqueue(torch.nn.functional.normalize(torch.randn(64, 16, generator=torch.Generator().manual_seed(0)), dim=1))
     optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
     batch = batch_of(m, 32)
@@ -342,10 +426,14 @@ def test_moco_v2_learns_to_find_the_key_among_the_queue():
 @pytest.mark.parametrize(
     "name, options, pattern",
     [
-        ("moco", {"version": 1}, "version: expected 2 or 3"),
+        ("moco", {"version": 4}, "version: expected 1, 2 or 3"),
         ("moco", {"queue_size": 0}, "queue_size: expected a positive int"),
         ("moco", {"temperature": -0.1}, "temperature: expected > 0"),
         ("moco", {"momentum": 1.5}, r"momentum: expected a value in \[0, 1\]"),
+        ("moco", {"version": 3, "shuffle_bn": True}, "shuffle_bn: only versions 1 and 2"),
+        ("moco", {"version": 3, "bn_splits": 2}, "bn_splits: only versions 1 and 2"),
+        ("moco", {"bn_splits": 0}, "bn_splits: expected > 0"),
+        ("moco", {"version": 1, "blur": True}, "blur: MoCo v1's recipe has no blur"),
         ("byol", {"base_momentum": -0.1}, "base_momentum"),
         ("barlow_twins", {"redundancy_weight": 0.0}, "redundancy_weight: expected > 0"),
         ("vicreg", {"variance_weight": -1.0}, "variance_weight: expected >= 0"),

@@ -1,21 +1,31 @@
-"""MoCo v2 and v3 (He et al. 2019, "Momentum Contrast", arXiv:1911.05722; Chen, Fan, Girshick &
-He 2020, arXiv:2003.04297; Chen, Xie & He 2021, arXiv:2104.02057).
+"""MoCo v1, v2 and v3 (He, Fan, Wu, Xie & Girshick 2019, "Momentum Contrast for Unsupervised Visual
+Representation Learning", arXiv:1911.05722; Chen, Fan, Girshick & He 2020, arXiv:2003.04297;
+Chen, Xie & He 2021, arXiv:2104.02057).
 
-A query encoder f_q (backbone + MLP head) and a key encoder f_k, its momentum average
-θ_k ← m·θ_k + (1 − m)·θ_q. With q = f_q(x₁), k = f_k(x₂) (no gradient), ℓ2-normalised:
+A query encoder f_q (backbone + head) and a key encoder f_k, its momentum average
+θ_k ← m·θ_k + (1 − m)·θ_q (eq. 2). With q = f_q(x₁), k = f_k(x₂) (no gradient), ℓ2-normalised:
 
-* **v2**: InfoNCE against a queue of the K most recent keys (eq. 1, τ = 0.2, m = 0.999),
+* **v1**: InfoNCE against a queue of the K most recent keys (eq. 1),
       ℓ = −log exp(q·k⁺/τ) / (exp(q·k⁺/τ) + Σ_{n ∈ queue} exp(q·n/τ)),
-  then the batch's keys replace the oldest queue entries.
+  then the batch's keys replace the oldest queue entries; a linear 128-d head, τ = 0.07,
+  m = 0.999, K = 65 536 (default here 4 096), the ``mocov1`` recipe (no blur).
+* **v2**: v1 with a 2-layer MLP head, τ = 0.2 and the ``mocov2`` recipe (blur).
 * **v3**: no queue; a predictor on the query branch, the other keys of the (global) batch as
   negatives, symmetrised: L = 2τ·[ctr(q₁, k₂) + ctr(q₂, k₁)] (the paper's code) with τ = 0.2,
   m from 0.99 following a cosine schedule to 1.
 
+Shapes: ``views (2, N, 3, S, S)``; both encoders see both views in one pass (q, k ``(2, N, D)``).
 The losses are :func:`selfsup_kernels.info_nce` (chunked: the N×(K+1) logits are never formed).
-Under ``torch.distributed`` the keys of all ranks are gathered before they enter the queue (v2) or
-serve as negatives (v3), so every rank holds the queue one process would. Shuffling BatchNorm
-across devices (v1/v2) is not implemented: its leak needs several devices with BatchNorm per
-device, and the trainer's DDP runs without it.
+Under ``torch.distributed`` the keys of all ranks are gathered before they enter the queue (v1, v2)
+or serve as negatives (v3), so every rank holds the queue one process would.
+
+**Shuffling BatchNorm** (§3.3, v1/v2): with ``shuffle_bn`` (default for v1/v2) and more than one
+rank, the key encoder runs on a shuffle of the global batch (:mod:`selfsup.methods.batch_shuffle`),
+so a query and its key never share BatchNorm statistics; with one process it does nothing. Its
+single-device equivalent from the official CIFAR-10 demo is ``bn_splits=S``: every BatchNorm of
+both encoders becomes a :class:`~selfsup.models.batchnorm.SplitBatchNorm` over S groups of the
+batch and the keys are shuffled within the batch before the split. Synchronised BatchNorm (v3's
+choice) is the trainer's ``sync_bn``.
 """
 
 from __future__ import annotations
@@ -27,17 +37,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.methods.batch_shuffle import shuffled_encode
 from selfsup.methods.joint import JointEmbedding, check_positive, ema_update, gather_global, momentum_at, momentum_copy, ring_write
+from selfsup.models.batchnorm import split_batchnorm
 from selfsup.models.heads import ProjectionHead
+from selfsup.transforms import MultiView, Normalize, mocov1
+
+
+HEAD_LAYERS = {1: 1, 2: 2, 3: 3}
+"""Layers of the projection head by version: linear (v1), 2-layer MLP (v2), 3-layer MLP (v3)."""
 
 
 class MoCo(JointEmbedding):
-    """Args: ``version`` 2 or 3; ``queue_size`` K (v2; any size, also larger than the dataset or
-    not a multiple of the batch: the queue is a ring); ``temperature`` τ; ``momentum`` m (v3: the
-    starting value of the cosine schedule); ``projection_dim``/``hidden_dim``/``head_layers`` of the head
-    (2 layers for v2, 3 for v3).
+    """Args: ``version`` 1, 2 or 3; ``queue_size`` K (v1/v2; any size, also larger than the
+    dataset or not a multiple of the batch: the queue is a ring); ``temperature`` τ (default 0.07
+    for v1, else 0.2); ``momentum`` m (v3: the starting value of the cosine schedule);
+    ``projection_dim``/``hidden_dim``/``head_layers`` of the head (1 layer, linear, for v1; 2 for
+    v2; 3 for v3); ``shuffle_bn`` (v1/v2, default on): Shuffling BatchNorm across ranks;
+    ``bn_splits`` S (v1/v2): SplitBatchNorm in both encoders and keys shuffled within the batch.
 
-    Buffers ``queue (K, D)``, ``queue_pointer`` and ``queue_filled`` are saved in checkpoints. As in
+    Buffers ``queue (K, D)``, ``queue_pointer`` and ``queue_filled`` (v1/v2), and ``key_batches``
+    (the key batches shuffled so far, which seeds the next shuffle) are saved in checkpoints. As in
     the paper's code the queue starts as random unit vectors and is used whole from the first step.
     """
 
@@ -46,45 +66,85 @@ class MoCo(JointEmbedding):
     queue: torch.Tensor
     queue_pointer: torch.Tensor
     queue_filled: torch.Tensor
+    key_batches: torch.Tensor
 
     def __init__(
         self,
         backbone: nn.Module,
         version: int = 2,
         queue_size: int = 4096,
-        temperature: float = 0.2,
+        temperature: float | None = None,
         momentum: float | None = None,
         projection_dim: int = 128,
         hidden_dim: int | None = None,
         head_layers: int | None = None,
+        shuffle_bn: bool | None = None,
+        bn_splits: int = 1,
         image_size: int | None = None,
         blur: bool | None = None,
     ) -> None:
         super().__init__(backbone, image_size=image_size, blur=blur)
-        if version not in (2, 3):
-            raise ValueError(f"version: expected 2 or 3, got {version}")
-        check_positive(temperature=temperature, projection_dim=projection_dim)
-        m = (0.999 if version == 2 else 0.99) if momentum is None else momentum
+        if version not in (1, 2, 3):
+            raise ValueError(f"version: expected 1, 2 or 3, got {version}")
+        tau = (0.07 if version == 1 else 0.2) if temperature is None else temperature
+        check_positive(temperature=tau, projection_dim=projection_dim, bn_splits=bn_splits)
+        m = (0.99 if version == 3 else 0.999) if momentum is None else momentum
         if not 0.0 <= m <= 1.0:
             raise ValueError(f"momentum: expected a value in [0, 1], got {m}")
-        if version == 2 and queue_size < 1:
+        if version < 3 and queue_size < 1:
             raise ValueError(f"queue_size: expected a positive int, got {queue_size}")
+        if version == 3 and shuffle_bn:
+            raise ValueError("shuffle_bn: only versions 1 and 2 shuffle their keys (v3 synchronises BatchNorm: the trainer's sync_bn)")
+        if version == 3 and bn_splits > 1:
+            raise ValueError(f"bn_splits: only versions 1 and 2 split BatchNorm, got {bn_splits} for v3")
+        if version == 1 and blur:
+            raise ValueError("blur: MoCo v1's recipe has no blur")
         self.version = version
-        self.temperature = float(temperature)
+        self.temperature = float(tau)
         self.base_momentum = float(m)
+        self.shuffle_bn = version < 3 if shuffle_bn is None else bool(shuffle_bn)
+        self.bn_splits = int(bn_splits)
         hidden = hidden_dim or 2 * self.feature_dim
-        self.head = ProjectionHead(self.feature_dim, hidden, projection_dim, layers=head_layers or (2 if version == 2 else 3))
+        self.head = ProjectionHead(self.feature_dim, hidden, projection_dim, layers=head_layers or HEAD_LAYERS[version])
         self.predictor = ProjectionHead(projection_dim, hidden, projection_dim) if version == 3 else None
+        if self.bn_splits > 1:
+            split_batchnorm(self.backbone, self.bn_splits)
+            split_batchnorm(self.head, self.bn_splits)
         self.key_backbone = momentum_copy(self.backbone)
         self.key_head = momentum_copy(self.head)
-        if version == 2:
+        if version < 3:
             self.register_buffer("queue", F.normalize(torch.randn(queue_size, projection_dim), dim=1))
             self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
             self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+        if self.shuffle_bn or self.bn_splits > 1:
+            self.register_buffer("key_batches", torch.zeros((), dtype=torch.long))
+
+    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+        if self.version == 1:
+            return mocov1(size, normalize=normalize)
+        return super().build_recipe(size, normalize)
+
+    def shuffles_keys(self) -> bool:
+        """Whether the key encoder runs on a shuffled batch: split BatchNorm, or Shuffling
+        BatchNorm with more than one rank."""
+        from selfsup_kernels.distributed import world
+
+        return self.bn_splits > 1 or (self.shuffle_bn and world()[1] > 1)
 
     def keys(self, views: torch.Tensor) -> torch.Tensor:
+        """ℓ2-normalised keys ``(V, N, D)`` of ``views (V, N, 3, S, S)``; the samples (with all their
+        views) are shuffled across the global batch first when :meth:`shuffles_keys`."""
         with torch.no_grad():
-            return F.normalize(self.encode(lambda x: self.key_head(self.key_backbone(x)), views), dim=2)
+
+            def key_encoder(x: torch.Tensor) -> torch.Tensor:
+                return self.encode(lambda y: self.key_head(self.key_backbone(y)), x)
+
+            if not self.shuffles_keys():
+                return F.normalize(key_encoder(views), dim=2)
+            seed = int(self.key_batches)
+            self.key_batches.add_(1)
+            keys = shuffled_encode(lambda x: key_encoder(x.transpose(0, 1)).transpose(0, 1), views.transpose(0, 1), seed)
+            return F.normalize(keys.transpose(0, 1), dim=2)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         from selfsup_kernels import info_nce
@@ -92,7 +152,7 @@ class MoCo(JointEmbedding):
         views = batch["views"]
         q = self.encode(lambda x: self.head(self.backbone(x)), views)
         k = self.keys(views)
-        if self.version == 2:
+        if self.version < 3:
             loss = info_nce(q[0], k[1], self.queue.clone(), self.temperature, batch_negatives=False)
             self.enqueue(gather_global(k[1]))
             return {"loss": loss, "queue_filled": self.queue_filled.float()}
@@ -110,7 +170,7 @@ class MoCo(JointEmbedding):
         self.queue_filled.fill_(min(int(self.queue_filled) + written, self.queue.shape[0]))
 
     def on_step_end(self, step: int, total_steps: int) -> None:
-        m = self.base_momentum if self.version == 2 else momentum_at(self.base_momentum, step, total_steps)
+        m = self.base_momentum if self.version < 3 else momentum_at(self.base_momentum, step, total_steps)
         ema_update(self.key_backbone, self.backbone, m)
         ema_update(self.key_head, self.head, m)
 
