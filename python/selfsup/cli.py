@@ -118,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
         schedule=args.schedule, warmup_steps=args.warmup_steps if args.warmup_steps is not None else min(10, args.steps // 10), accumulate=args.accumulate, amp=args.amp, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, progress=not args.quiet,
+        checkpoint_every=args.checkpoint_every, progress=not args.quiet, sync_bn=args.sync_bn,
     )
     try:
         config.validate()
@@ -338,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive, default=50)
     train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                        help="method option, repeatable (e.g. --option cell=10 --option patch=9)")
+    train.add_argument("--sync-bn", action="store_true",
+                       help="under torchrun, BatchNorm statistics over the global batch (SyncBatchNorm)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=cmd_train)

@@ -56,8 +56,8 @@ class MoCo(JointEmbedding):
     v2; 3 for v3); ``shuffle_bn`` (v1/v2, default on): Shuffling BatchNorm across ranks;
     ``bn_splits`` S (v1/v2): SplitBatchNorm in both encoders and keys shuffled within the batch.
 
-    Buffers ``queue (K, D)``, ``queue_pointer`` and ``queue_filled`` (v1/v2), and ``key_batches``
-    (the key batches shuffled so far, which seeds the next shuffle) are saved in checkpoints. As in
+    Buffers ``queue (K, D)``, ``queue_pointer``, ``queue_filled`` and ``key_batches`` (v1/v2; the
+    key batches encoded so far, which seeds the next shuffle) are saved in checkpoints. As in
     the paper's code the queue starts as random unit vectors and is used whole from the first step.
     """
 
@@ -116,7 +116,6 @@ class MoCo(JointEmbedding):
             self.register_buffer("queue", F.normalize(torch.randn(queue_size, projection_dim), dim=1))
             self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
             self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
-        if self.shuffle_bn or self.bn_splits > 1:
             self.register_buffer("key_batches", torch.zeros((), dtype=torch.long))
 
     def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
@@ -139,10 +138,12 @@ class MoCo(JointEmbedding):
             def key_encoder(x: torch.Tensor) -> torch.Tensor:
                 return self.encode(lambda y: self.key_head(self.key_backbone(y)), x)
 
-            if not self.shuffles_keys():
+            if self.version == 3:
                 return F.normalize(key_encoder(views), dim=2)
             seed = int(self.key_batches)
             self.key_batches.add_(1)
+            if not self.shuffles_keys():
+                return F.normalize(key_encoder(views), dim=2)
             keys = shuffled_encode(lambda x: key_encoder(x.transpose(0, 1)).transpose(0, 1), views.transpose(0, 1), seed)
             return F.normalize(keys.transpose(0, 1), dim=2)
 

@@ -15,12 +15,12 @@ a module for these, sharing their parameters and buffers (state dicts keep their
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.distributed.nn.functional import all_reduce
 from torch.nn.modules.batchnorm import _BatchNorm
 
 PLAIN_BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -113,9 +113,25 @@ class GlobalBatchNorm(_BatchNorm):
         return out
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """Σ over ranks; every rank's result feeds its own loss, so the gradient of each rank's input
+    is the sum of all ranks' gradients (an all-reduce both ways)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        total = x.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+
 def _sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Σ over ranks of ``x``; its backward sums every rank's gradient (all-reduce both ways)."""
-    total: torch.Tensor = all_reduce(x)
+    total: torch.Tensor = _SumOverRanks.apply(x)
     return total
 
 

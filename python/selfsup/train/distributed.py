@@ -4,7 +4,7 @@
 joins the process group, wraps the method in ``DistributedDataParallel`` and feeds each rank its
 shard ``indices[rank::world]`` of the same global batch, so gradients (averaged by DDP) equal those
 of one process on the global batch for methods whose loss is a mean over samples and that hold no
-batch statistics (BatchNorm sees per-rank batches; convert it with ``SyncBatchNorm`` on GPUs).
+batch statistics (BatchNorm sees per-rank batches unless ``TrainConfig.sync_bn`` synchronises it).
 """
 
 from __future__ import annotations

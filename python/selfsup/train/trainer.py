@@ -22,6 +22,7 @@ import numpy.typing as npt
 import torch
 
 from selfsup.methods.base import Method
+from selfsup.models.batchnorm import sync_batchnorm
 from selfsup.train.checkpoint import load_checkpoint, save_checkpoint
 from selfsup.train.distributed import init_from_env, rank_and_world, shard
 from selfsup.train.optim import build_optimizer
@@ -48,6 +49,10 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
     device: str = "cpu"
+    sync_bn: bool = False
+    """Under ``torch.distributed``: BatchNorm statistics over the global batch instead of each
+    rank's share (:func:`selfsup.models.batchnorm.sync_batchnorm`: torch's SyncBatchNorm on CUDA,
+    an all-reduce BatchNorm with the same semantics elsewhere). Ignored in a single process."""
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "accumulate", "checkpoint_every", "log_every"):
@@ -90,6 +95,8 @@ class Trainer:
         self.method = method.to(config.device)
         self.distributed = init_from_env()
         self.rank, self.world = rank_and_world()
+        if config.sync_bn and self.distributed:
+            sync_batchnorm(self.method, torch.device(config.device).type)
         self.model: torch.nn.Module = (
             torch.nn.parallel.DistributedDataParallel(self.method) if self.distributed else self.method
         )
