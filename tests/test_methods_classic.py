@@ -376,5 +376,6 @@ def test_compare_reports_the_probes_numbers(tmp_path: Path):
     row = next(line for line in table if line.startswith("| rotnet |"))
     assert f"{expected['linear']['10']['mean']:.3f} ± 0.000" in row
     assert report["results"]["rotnet"]["pretraining"]["steps"] == 2
+    assert report["results"]["rotnet"]["pretraining"]["peak_memory_mb"] >= 0 and table[0].endswith("| peak MiB |")
     with pytest.raises(ValueError, match="methods"):
         compare(tmp_path, [], config)

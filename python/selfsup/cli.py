@@ -247,13 +247,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from selfsup import plugins
-    from selfsup.eval.compare import CompareConfig, compare, markdown_table
+    from selfsup.eval.compare import CompareConfig, compare, markdown_table, method_of
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     config = CompareConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed)
     for name in methods or []:
         try:
-            plugins.get("methods", name)
+            plugins.get("methods", method_of(name))
         except plugins.UnknownNameError as error:
             raise UsageError(f"--methods: {error}") from None
     report = compare(Path(args.out), methods, config, progress=not args.quiet)
@@ -386,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
         "for random init; print a markdown table and write compare.md and compare.json.",
     )
     comparison.add_argument("--out", default="runs/compare", help="output folder (default: runs/compare)")
-    comparison.add_argument("--methods", default=None, help="comma-separated method names (default: every pretext method)")
+    comparison.add_argument("--methods", default=None,
+                            help="comma-separated method names or recipe rows such as mocov1 (default: every pretext method)")
     comparison.add_argument("--steps", type=_positive, default=50)
     comparison.add_argument("--batch-size", type=_positive, default=32)
     comparison.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")

@@ -6,7 +6,15 @@ for the same number of optimizer steps of the same batch size; then the protocol
 runs on the fixed held-out split: the linear probe with ``shots`` labels per class (mean ± std
 over ``label_seeds``) and weighted kNN with all labels. The random-init backbone goes through the
 same probe; for colorization, whose backbone sees the L channel only, so does a random-init
-one-channel backbone probed on L. Pretraining wall time and images/s are recorded per method.
+one-channel backbone probed on L. Pretraining wall time, images/s and peak memory are recorded per
+method; the peak is what pretraining added to the process (:class:`selfsup.train.memory.PeakMemory`:
+on CPU the resident-memory high-water mark above the resident memory before ``fit``, so it includes
+the data path and every buffer, not only tensors; on CUDA the peak of torch's allocations). What a
+process builds once (the first optimizer's imports, thread pools) would count toward the first
+method trained: the largest part, about 150 MiB of imports, is loaded before any method starts.
+
+A row is a recipe: its name is the registered method's unless :attr:`Recipe.method` names another,
+so one method can appear in several configurations (``moco`` and ``mocov1``).
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from selfsup import plugins
 from selfsup.data import load_digits
 from selfsup.eval.protocol import extract_features, probe_table, shot_name
 from selfsup.train import TrainConfig, Trainer
+from selfsup.train.memory import PeakMemory
+from selfsup.train.optim import build_optimizer
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class Recipe:
     options: dict[str, Any] = field(default_factory=dict)
     optimizer: str = "adamw"
     lr: float = 1e-3
+    method: str | None = None
+    """The registered method this row trains, when the row's name is not that method's."""
 
 
 RECIPES: dict[str, Recipe] = {
@@ -54,6 +66,7 @@ RECIPES: dict[str, Recipe] = {
 JOINT_RECIPES: dict[str, Recipe] = {
     "simclr": Recipe(optimizer="sgd", lr=0.3),
     "moco": Recipe({"queue_size": 1024}, optimizer="sgd", lr=0.3),
+    "mocov1": Recipe({"version": 1, "queue_size": 1024}, optimizer="sgd", lr=0.3, method="moco"),
     "nnclr": Recipe({"support_size": 1024}, optimizer="sgd", lr=0.3),
     "byol": Recipe(optimizer="sgd", lr=0.1),
     "simsiam": Recipe(optimizer="sgd", lr=0.1),
@@ -62,7 +75,26 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "dino": Recipe(),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
-ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset."""
+ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset.
+``mocov1`` is MoCo with ``version=1``."""
+
+
+def recipe_for(row: str) -> Recipe:
+    """The recipe of a row of the comparison (the default recipe for a method without one)."""
+    return RECIPES.get(row) or JOINT_RECIPES.get(row) or Recipe()
+
+
+def method_of(row: str) -> str:
+    """The registered method name a row trains."""
+    return recipe_for(row).method or row
+
+def load_lazy_imports() -> None:
+    """Builds one optimizer of each kind on a throw-away parameter: the first optimizer of a process
+    imports ``torch._dynamo`` and its dependencies (about 150 MiB resident), which would otherwise
+    count toward the peak memory of whichever method pretrains first."""
+    for optimizer in ("sgd", "adamw", "lars"):
+        build_optimizer(torch.nn.Linear(1, 1), optimizer, 0.1, 0.0)
+
 
 RANDOM_INIT = "random init"
 RANDOM_INIT_L = "random init (L input)"
@@ -117,7 +149,7 @@ def compare(
     names = list(methods) if methods is not None else [m for m in RECIPES if m in registry.entries["methods"]]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"methods: expected distinct method names, got {names}")
-    classes = {name: registry.get("methods", name) for name in names}
+    classes = {name: registry.get("methods", method_of(name)) for name in names}
     out = Path(out_dir)
     data = load_digits()
     report: dict[str, Any] = {
@@ -135,8 +167,9 @@ def compare(
     report["results"][RANDOM_INIT] = evaluate(make_backbone(config))
     if any(getattr(cls, "in_channels", 3) == 1 for cls in classes.values()):
         report["results"][RANDOM_INIT_L] = evaluate(make_backbone(config, in_channels=1))
+    load_lazy_imports()
     for name in names:
-        recipe = RECIPES.get(name) or JOINT_RECIPES.get(name, Recipe())
+        recipe = recipe_for(name)
         cls = classes[name]
         method = cls(make_backbone(config, getattr(cls, "in_channels", 3)), **recipe.options)
         train_config = TrainConfig(
@@ -150,12 +183,14 @@ def compare(
             "method_options": recipe.options, "data": "digits",
         }
         start = time.perf_counter()
-        log = Trainer(method, data.train.images, train_config, out / "runs" / name, metadata=metadata).fit()
+        with PeakMemory(train_config.device) as peak:
+            log = Trainer(method, data.train.images, train_config, out / "runs" / name, metadata=metadata).fit()
         seconds = time.perf_counter() - start
         table = evaluate(method.backbone)
         table["pretraining"] = {
             "seconds": seconds, "steps": config.steps, "in_channels": in_channels, "batch_size": config.batch_size, "images_per_s": log[-1]["images_per_s"],
             "first": log[0], "final": log[-1], "optimizer": recipe.optimizer, "lr": recipe.lr, "options": recipe.options,
+            "method": method_of(name), "peak_memory_mb": peak.bytes / 2**20, "peak_memory_source": peak.source,
         }
         report["results"][name] = table
     out.mkdir(parents=True, exist_ok=True)
@@ -165,12 +200,13 @@ def compare(
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """The report as a markdown table: linear probe per shot (mean ± std), kNN, pretraining time,
-    and the change of the first shot's probe accuracy over the matching random-init row."""
+    """The report as a markdown table: linear probe per shot (mean ± std), kNN, the change of the
+    first shot's probe accuracy over the matching random-init row, pretraining time, images/s and
+    peak memory in MiB (what pretraining added to the process; see the module's docstring)."""
     shots = [shot_name(s) for s in report["config"]["shots"]]
     results = report["results"]
     columns = [f"linear probe, {s} labels/class" if s != "all" else "linear probe, all labels" for s in shots]
-    header = ["backbone", *columns, "kNN, all labels", f"Δ vs random ({shots[0]}/class)", "pretraining s", "source images/s"]
+    header = ["backbone", *columns, "kNN, all labels", f"Δ vs random ({shots[0]}/class)", "pretraining s", "source images/s", "peak MiB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, table in results.items():
         cells = [f"{table['linear'][s]['mean']:.3f} ± {table['linear'][s]['std']:.3f}" for s in shots]
@@ -182,5 +218,6 @@ def markdown_table(report: dict[str, Any]) -> str:
         timing = table.get("pretraining")
         seconds = f"{timing['seconds']:.0f}" if timing else ""
         rate = f"{timing['images_per_s']:.0f}" if timing else ""
-        lines.append("| " + " | ".join([name, *cells, f"{table['knn_all']:.3f}", delta, seconds, rate]) + " |")
+        memory = f"{timing['peak_memory_mb']:.0f}" if timing and "peak_memory_mb" in timing else ""
+        lines.append("| " + " | ".join([name, *cells, f"{table['knn_all']:.3f}", delta, seconds, rate, memory]) + " |")
     return "\n".join(lines)
