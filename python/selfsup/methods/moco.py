@@ -54,7 +54,9 @@ class MoCo(JointEmbedding):
     for v1, else 0.2); ``momentum`` m (v3: the starting value of the cosine schedule);
     ``projection_dim``/``hidden_dim``/``head_layers`` of the head (1 layer, linear, for v1; 2 for
     v2; 3 for v3); ``shuffle_bn`` (v1/v2, default on): Shuffling BatchNorm across ranks;
-    ``bn_splits`` S (v1/v2): SplitBatchNorm in both encoders and keys shuffled within the batch.
+    ``bn_splits`` S (v1/v2): SplitBatchNorm in both encoders and keys shuffled within the batch
+    (the backbone's BatchNorm layers are swapped in place; its state dict keeps its keys, and in
+    evaluation mode the layers are plain BatchNorm).
 
     Buffers ``queue (K, D)``, ``queue_pointer``, ``queue_filled`` and ``key_batches`` (v1/v2; the
     key batches encoded so far, which seeds the next shuffle) are saved in checkpoints. As in

@@ -81,7 +81,8 @@ class GlobalBatchNorm(_BatchNorm):
     Training under a process group of more than one rank: μ and the biased σ² over all ranks'
     samples (two differentiable all-reduces: Σx and the count, then Σ(x − μ)²), so the gradient of
     every rank's loss reaches every rank's input; the running variance takes the unbiased σ².
-    Otherwise: plain BatchNorm. Input ``(N, C, *)``; ranks may hold different N.
+    Statistics in float32 whatever the input's dtype. Otherwise: plain BatchNorm. Input
+    ``(N, C, *)``; ranks may hold different N.
     """
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
@@ -97,10 +98,11 @@ class GlobalBatchNorm(_BatchNorm):
         factor = _running_factor(self)
         dims = [0, *range(2, input.dim())]
         shape = (1, -1, *([1] * (input.dim() - 2)))
-        count = torch.tensor(float(input.numel() // input.shape[1]), dtype=input.dtype, device=input.device)
+        x = input.float()
+        count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
         dist.all_reduce(count)
-        mean = _sum_over_ranks(input.sum(dims)) / count
-        centred = input - mean.view(shape)
+        mean = _sum_over_ranks(x.sum(dims)) / count
+        centred = x - mean.view(shape)
         var = _sum_over_ranks(centred.pow(2).sum(dims)) / count
         out = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.weight is not None and self.bias is not None:
@@ -110,7 +112,7 @@ class GlobalBatchNorm(_BatchNorm):
                 self.running_mean.mul_(1.0 - factor).add_(mean.detach(), alpha=factor)
                 unbiased = var.detach() * count / (count - 1).clamp_min(1.0)
                 self.running_var.mul_(1.0 - factor).add_(unbiased, alpha=factor)
-        return out
+        return out.to(input.dtype)
 
 
 class _SumOverRanks(torch.autograd.Function):
