@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.pretext.relative",
     "selfsup.data.embedded",
     "selfsup.data.digits",
+    "selfsup.data.photo_patches",
     "selfsup.models.backbones",
     "selfsup.methods.rotnet",
     "selfsup.methods.simclr",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from selfsup import plugins
-from selfsup.data import load_digits
+from selfsup.data import Splits, load_digits, load_photo_patches
 from selfsup.eval.protocol import extract_features, probe_table, shot_name
 from selfsup.train import TrainConfig, Trainer
 
@@ -64,6 +64,12 @@ JOINT_RECIPES: dict[str, Recipe] = {
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
 ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset."""
 
+DATASETS: dict[str, tuple[str, Callable[[], Splits]]] = {
+    "digits": ("sklearn digits 32x32", load_digits),
+    "photo_patches": ("scikit-image photo patches 32x32, 7 photos", load_photo_patches),
+}
+"""Labelled sets with a fixed held-out split: pretraining sees the training images only."""
+
 RANDOM_INIT = "random init"
 RANDOM_INIT_L = "random init (L input)"
 
@@ -76,6 +82,8 @@ class CompareConfig:
     """``small_resnet`` width (the demo's)."""
     seed: int = 0
     """Backbone initialisation and the trainer's data order."""
+    dataset: str = "digits"
+    """A key of :data:`DATASETS`."""
     shots: tuple[int | None, ...] = (10, None)
     label_seeds: tuple[int, ...] = (0, 1, 2)
     weight_decay: float = 1e-4
@@ -89,6 +97,8 @@ class CompareConfig:
             raise ValueError("shots, label_seeds: expected at least one value each")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps: expected 0 to {self.steps}, got {self.warmup_steps}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}")
 
 
 def make_backbone(config: CompareConfig, in_channels: int = 3) -> torch.nn.Module:
@@ -119,11 +129,12 @@ def compare(
         raise ValueError(f"methods: expected distinct method names, got {names}")
     classes = {name: registry.get("methods", name) for name in names}
     out = Path(out_dir)
-    data = load_digits()
+    description, load = DATASETS[config.dataset]
+    data = load()
     report: dict[str, Any] = {
         "config": asdict(config),
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
-        "dataset": {"name": "sklearn digits 32x32", "train": len(data.train.labels), "test": len(data.test.labels)},
+        "dataset": {"name": description, "train": len(data.train.labels), "test": len(data.test.labels)},
         "results": {},
     }
 
@@ -147,7 +158,7 @@ def compare(
         in_channels = getattr(cls, "in_channels", 3)
         metadata = {
             "backbone": {"name": "small_resnet", "options": {"width": config.width, "in_channels": in_channels}},
-            "method_options": recipe.options, "data": "digits",
+            "method_options": recipe.options, "data": config.dataset,
         }
         start = time.perf_counter()
         log = Trainer(method, data.train.images, train_config, out / "runs" / name, metadata=metadata).fit()
