@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.data.digits",
     "selfsup.data.photo_patches",
     "selfsup.models.backbones",
+    "selfsup.models.vit",
     "selfsup.methods.rotnet",
     "selfsup.methods.simclr",
     "selfsup.methods.moco",
