@@ -50,6 +50,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.colorization",
     "selfsup.methods.inpainting",
     "selfsup.methods.corruption",
+    "selfsup.methods.mae",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 
