@@ -229,20 +229,24 @@ def test_cli_trains_exports_and_shows_mae_on_vit_tiny(tmp_path: Path, capsys: py
 def test_compare_probes_mae_against_a_random_vit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from selfsup.eval import compare as harness
 
-    recipe = harness.Recipe({"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}, backbone="vit_tiny", backbone_options={"dim": 32, "depth": 1, "heads": 2})
+    decoder = {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}
+    recipe = harness.Recipe(decoder, backbone="vit_tiny", backbone_options={"dim": 32, "depth": 1, "heads": 2})
     monkeypatch.setitem(harness.MASKED_IMAGE_RECIPES, "mae", recipe)
     config = harness.CompareConfig(steps=2, batch_size=16, width=4, shots=(10,), label_seeds=(0,), warmup_steps=0)
     report = harness.compare(tmp_path, ["mae"], config, progress=False)
-    assert list(report["results"]) == [harness.RANDOM_INIT, "random init (vit_tiny)", "mae"]
+    baseline = "random init (vit_tiny, depth=1, dim=32, heads=2)"
+    assert list(report["results"]) == [harness.RANDOM_INIT, baseline, "mae"]
     results = report["results"]
-    assert results["mae"]["pretraining"]["baseline"] == "random init (vit_tiny)"
+    assert results["mae"]["pretraining"]["baseline"] == baseline
     run = json.loads(json.dumps(report))["results"]
     assert run == json.loads((tmp_path / "compare.json").read_text())["results"]
     state = torch.load(tmp_path / "runs" / "mae" / "checkpoint.pt", weights_only=False)
     assert state["metadata"]["backbone"] == {"name": "vit_tiny", "options": {"dim": 32, "depth": 1, "heads": 2}}
-    delta = results["mae"]["linear"]["10"]["mean"] - results["random init (vit_tiny)"]["linear"]["10"]["mean"]
+    delta = results["mae"]["linear"]["10"]["mean"] - results[baseline]["linear"]["10"]["mean"]
     row = next(line for line in (tmp_path / "compare.md").read_text().splitlines() if line.startswith("| mae |"))
     assert f"| {delta:+.3f} |" in row
+    assert (harness.baseline_name(), harness.baseline_name(in_channels=1)) == (harness.RANDOM_INIT, harness.RANDOM_INIT_L)
+    assert harness.baseline_name("vit_tiny") == "random init (vit_tiny)"
 
 
 # ---------------------------------------------------------------- bad configuration

@@ -48,7 +48,7 @@ from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD, Method, images_to_tensor
-from selfsup.models.vit import LAYER_NORM_EPS, ViT, Block, check_transformer, init_like_mae, patchify, sincos_position_embedding, unpatchify
+from selfsup.models.vit import LAYER_NORM_EPS, Block, ViT, check_transformer, init_like_mae, patchify, sincos_position_embedding, unpatchify
 from selfsup.ops._common import check_epoch, resolve_seed
 from selfsup.transforms import Compose, Normalize, RandomHorizontalFlip, RandomResizedCrop
 
