@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.data.digits",
     "selfsup.data.photo_patches",
     "selfsup.models.backbones",
+    "selfsup.models.vit",
     "selfsup.methods.rotnet",
     "selfsup.methods.simclr",
     "selfsup.methods.moco",
@@ -49,6 +50,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.colorization",
     "selfsup.methods.inpainting",
     "selfsup.methods.corruption",
+    "selfsup.methods.mae",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 
