@@ -43,6 +43,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.vicreg",
     "selfsup.methods.nnclr",
     "selfsup.methods.dino",
+    "selfsup.methods.instdisc",
+    "selfsup.methods.local_aggregation",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",

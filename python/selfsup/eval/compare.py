@@ -66,9 +66,13 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "barlow_twins": Recipe(),
     "vicreg": Recipe(),
     "dino": Recipe(),
+    "instdisc": Recipe(optimizer="sgd", lr=0.03),
+    "local_aggregation": Recipe({"warmup_steps": 20}, optimizer="sgd", lr=0.03),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
-ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset."""
+ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset.
+InstDisc and Local Aggregation use their papers' SGD rate 0.03 and a memory bank of the whole
+training split; LA starts with 20 steps of instance discrimination (its warm start)."""
 
 MASKED_IMAGE_RECIPES: dict[str, Recipe] = {
     "mae": Recipe(lr=1.5e-3, backbone="vit_tiny"),
