@@ -33,7 +33,7 @@ def test_update_moves_rows_toward_features(momentum: float) -> None:
     new = unit(features.numpy())
     expected[[3, 17, 0]] = unit(momentum * before[[3, 17, 0]] + (1 - momentum) * new) if momentum else new
     np.testing.assert_allclose(bank.bank.numpy(), expected, atol=1e-6)
-    np.testing.assert_array_equal(bank.rows(indices).numpy(), expected[[3, 17, 0]])
+    np.testing.assert_allclose(bank.rows(indices).numpy(), expected[[3, 17, 0]], atol=1e-6)
 
 
 def test_negatives_are_a_function_of_step_and_seed() -> None:

@@ -250,7 +250,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from selfsup.eval.compare import CompareConfig, compare, markdown_table, method_of
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    config = CompareConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed)
+    config = CompareConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed, dataset=args.dataset)
     for name in methods or []:
         try:
             plugins.get("methods", method_of(name))
@@ -381,11 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     comparison = commands.add_parser(
         "compare",
         help="pretrain every pretext method on one budget and probe each against random init",
-        description="Pretrain each pretext method (same small_resnet init, steps and batch size) on the embedded digits, "
+        description="Pretrain each pretext method (same small_resnet init, steps and batch size) on an embedded labelled set, "
         "then fit the held-out linear probe with 10 and all labels per class (3 seeds) and kNN for each backbone and "
         "for random init; print a markdown table and write compare.md and compare.json.",
     )
     comparison.add_argument("--out", default="runs/compare", help="output folder (default: runs/compare)")
+    comparison.add_argument(
+        "--dataset", default="digits", choices=("digits", "photo_patches"),
+        help="labelled set with a held-out split: the grey digits or colour patches of 7 photographs (default: digits)",
+    )
     comparison.add_argument("--methods", default=None,
                             help="comma-separated method names or recipe rows such as mocov1 (default: every pretext method)")
     comparison.add_argument("--steps", type=_positive, default=50)

@@ -31,7 +31,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.pretext.relative",
     "selfsup.data.embedded",
     "selfsup.data.digits",
+    "selfsup.data.photo_patches",
     "selfsup.models.backbones",
+    "selfsup.models.vit",
     "selfsup.methods.rotnet",
     "selfsup.methods.simclr",
     "selfsup.methods.moco",
@@ -41,6 +43,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.vicreg",
     "selfsup.methods.nnclr",
     "selfsup.methods.dino",
+    "selfsup.methods.instdisc",
+    "selfsup.methods.local_aggregation",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",
@@ -48,6 +52,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.colorization",
     "selfsup.methods.inpainting",
     "selfsup.methods.corruption",
+    "selfsup.methods.mae",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from selfsup.data.digits import Digits, Split, load_digits
+from selfsup.data.digits import Digits, Split, Splits, load_digits
 from selfsup.data.embedded import PHOTO_NAMES, photo_crops, sample_photos, write_photo_folder
 from selfsup.data.folder import IMG_EXTENSIONS, CorruptImageWarning, ImageFolder, Loaded
+from selfsup.data.photo_patches import load_photo_patches
 
 if TYPE_CHECKING:
     from selfsup.data.loader import EpochBatchSampler, KeyDataset, ViewBatch, ViewCollate, ViewLoader
@@ -26,10 +27,12 @@ __all__ = [
     "KeyDataset",
     "Loaded",
     "Split",
+    "Splits",
     "ViewBatch",
     "ViewCollate",
     "ViewLoader",
     "load_digits",
+    "load_photo_patches",
     "photo_crops",
     "sample_photos",
     "write_photo_folder",

@@ -21,12 +21,18 @@ class Split(NamedTuple):
     images: npt.NDArray[np.uint8]
     """``(N, size, size, 3)`` uint8."""
     labels: npt.NDArray[np.int64]
-    """``(N,)`` digit classes 0–9."""
+    """``(N,)`` class indices (digits: 0–9)."""
 
 
-class Digits(NamedTuple):
+class Splits(NamedTuple):
+    """A training split and a held-out test split that no pretraining or probe fitting sees."""
+
     train: Split
     test: Split
+
+
+Digits = Splits
+"""The digits' splits (the name predates the other labelled sets)."""
 
 
 def load_digits(size: int = 32, test_size: int = 500) -> Digits:

@@ -1,17 +1,21 @@
 """``selfsup compare``: every pretext method on one budget, probed against random init.
 
 Each method pretrains the same backbone (``small_resnet``, the demo's width, the same initial
-weights: ``torch.manual_seed(seed)`` before it is built) on the embedded digits' training split
+weights: ``torch.manual_seed(seed)`` before it is built; a method whose recipe names another backbone,
+such as MAE's ViT, gets that one) on the embedded digits' training split
 for the same number of optimizer steps of the same batch size; then the protocol of EVALUATION.md
 runs on the fixed held-out split: the linear probe with ``shots`` labels per class (mean ± std
 over ``label_seeds``) and weighted kNN with all labels. The random-init backbone goes through the
 same probe; for colorization, whose backbone sees the L channel only, so does a random-init
-one-channel backbone probed on L. Pretraining wall time, images/s and peak memory are recorded per
-method; the peak is what pretraining added to the process (:class:`selfsup.train.memory.PeakMemory`:
-on CPU the resident-memory high-water mark above the resident memory before ``fit``, so it includes
-the data path and every buffer, not only tensors; on CUDA the peak of torch's allocations). What a
-process builds once (the first optimizer's imports, thread pools) would count toward the first
-method trained: the largest part, about 150 MiB of imports, is loaded before any method starts.
+one-channel backbone probed on L, and for every other backbone a recipe names, a random-init one of
+that architecture (:func:`baseline_name`); each method's Δ is taken against the random init of its
+own architecture. Pretraining wall time, images/s and peak memory are
+recorded per method; the peak is what pretraining added to the process
+(:class:`selfsup.train.memory.PeakMemory`: on CPU the resident-memory high-water mark above the
+resident memory before ``fit``, so it includes the data path and every buffer, not only tensors; on
+CUDA the peak of torch's allocations). What a process builds once (the first optimizer's imports,
+thread pools) would count toward the first method trained: the largest part, about 150 MiB of
+imports, is loaded before any method starts.
 
 A row is a recipe: its name is the registered method's unless :attr:`Recipe.method` names another,
 so one method can appear in several configurations (``moco`` and ``mocov1``).
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,7 @@ from typing import Any
 import torch
 
 from selfsup import plugins
-from selfsup.data import load_digits
+from selfsup.data import Splits, load_digits, load_photo_patches
 from selfsup.eval.protocol import extract_features, probe_table, shot_name
 from selfsup.train import TrainConfig, Trainer
 from selfsup.train.memory import PeakMemory
@@ -40,11 +44,14 @@ from selfsup.train.optim import build_optimizer
 @dataclass(frozen=True)
 class Recipe:
     """How one method trains on 32-px digits: its options (the paper's, scaled to 32 px where
-    stated in the method), optimizer and peak learning rate."""
+    stated in the method), optimizer, peak learning rate, and the registered backbone it needs
+    (with its options; ``small_resnet`` takes the comparison's width and input channels)."""
 
     options: dict[str, Any] = field(default_factory=dict)
     optimizer: str = "adamw"
     lr: float = 1e-3
+    backbone: str = "small_resnet"
+    backbone_options: dict[str, Any] = field(default_factory=dict)
     method: str | None = None
     """The registered method this row trains, when the row's name is not that method's."""
 
@@ -73,28 +80,26 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "barlow_twins": Recipe(),
     "vicreg": Recipe(),
     "dino": Recipe(),
+    "instdisc": Recipe(optimizer="sgd", lr=0.03),
+    "local_aggregation": Recipe({"warmup_steps": 20}, optimizer="sgd", lr=0.03),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
 ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset.
-``mocov1`` is MoCo with ``version=1``."""
+``mocov1`` is MoCo with ``version=1``. InstDisc and Local Aggregation use their papers' SGD rate 0.03 and a memory bank of the whole
+training split; LA starts with 20 steps of instance discrimination (its warm start)."""
 
+MASKED_IMAGE_RECIPES: dict[str, Recipe] = {
+    "mae": Recipe(lr=1.5e-3, backbone="vit_tiny"),
+}
+"""Masked image modelling (``--methods`` names them), on the ViT its encoder needs: AdamW (MAE's
+optimizer) at a peak rate raised for a 100-step budget (the paper's 1.5·10⁻⁴·batch/256 is tuned for
+800 epochs; at 100 steps of 64, 3·10⁻³ and mean-pooled patch tokens both probed worse)."""
 
-def recipe_for(row: str) -> Recipe:
-    """The recipe of a row of the comparison (the default recipe for a method without one)."""
-    return RECIPES.get(row) or JOINT_RECIPES.get(row) or Recipe()
-
-
-def method_of(row: str) -> str:
-    """The registered method name a row trains."""
-    return recipe_for(row).method or row
-
-def load_lazy_imports() -> None:
-    """Builds one optimizer of each kind on a throw-away parameter: the first optimizer of a process
-    imports ``torch._dynamo`` and its dependencies (about 150 MiB resident), which would otherwise
-    count toward the peak memory of whichever method pretrains first."""
-    for optimizer in ("sgd", "adamw", "lars"):
-        build_optimizer(torch.nn.Linear(1, 1), optimizer, 0.1, 0.0)
-
+DATASETS: dict[str, tuple[str, Callable[[], Splits]]] = {
+    "digits": ("sklearn digits 32x32", load_digits),
+    "photo_patches": ("scikit-image photo patches 32x32, 7 photos", load_photo_patches),
+}
+"""Labelled sets with a fixed held-out split: pretraining sees the training images only."""
 
 RANDOM_INIT = "random init"
 RANDOM_INIT_L = "random init (L input)"
@@ -108,6 +113,8 @@ class CompareConfig:
     """``small_resnet`` width (the demo's)."""
     seed: int = 0
     """Backbone initialisation and the trainer's data order."""
+    dataset: str = "digits"
+    """A key of :data:`DATASETS`."""
     shots: tuple[int | None, ...] = (10, None)
     label_seeds: tuple[int, ...] = (0, 1, 2)
     weight_decay: float = 1e-4
@@ -121,13 +128,58 @@ class CompareConfig:
             raise ValueError("shots, label_seeds: expected at least one value each")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps: expected 0 to {self.steps}, got {self.warmup_steps}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}")
 
 
-def make_backbone(config: CompareConfig, in_channels: int = 3) -> torch.nn.Module:
-    """``small_resnet(width, in_channels)`` with the weights of ``torch.manual_seed(config.seed)``."""
+def recipe_for(name: str) -> Recipe:
+    """The recipe of ``name`` in :data:`RECIPES`, :data:`JOINT_RECIPES` or
+    :data:`MASKED_IMAGE_RECIPES`; the default :class:`Recipe` otherwise."""
+    for recipes in (RECIPES, JOINT_RECIPES, MASKED_IMAGE_RECIPES):
+        if name in recipes:
+            return recipes[name]
+    return Recipe()
+
+
+def method_of(row: str) -> str:
+    """The registered method name a row trains."""
+    return recipe_for(row).method or row
+
+
+def load_lazy_imports() -> None:
+    """Builds one optimizer of each kind on a throw-away parameter: the first optimizer of a process
+    imports ``torch._dynamo`` and its dependencies (about 150 MiB resident), which would otherwise
+    count toward the peak memory of whichever method pretrains first."""
+    for optimizer in ("sgd", "adamw", "lars"):
+        build_optimizer(torch.nn.Linear(1, 1), optimizer, 0.1, 0.0)
+
+
+def backbone_options(
+    config: CompareConfig, name: str = "small_resnet", options: dict[str, Any] | None = None, in_channels: int = 3
+) -> dict[str, Any]:
+    """The options a backbone is built with: ``small_resnet`` gets the comparison's width and
+    ``in_channels``; any other backbone its recipe's ``options`` as given."""
+    if name == "small_resnet":
+        return {"width": config.width, "in_channels": in_channels, **(options or {})}
+    return dict(options or {})
+
+
+def make_backbone(config: CompareConfig, in_channels: int = 3, name: str = "small_resnet", options: dict[str, Any] | None = None) -> torch.nn.Module:
+    """The registered backbone ``name`` (default ``small_resnet(width, in_channels)``) with
+    :func:`backbone_options`, built after ``torch.manual_seed(config.seed)``."""
     torch.manual_seed(config.seed)
-    backbone: torch.nn.Module = plugins.get("backbones", "small_resnet")(width=config.width, in_channels=in_channels)
+    backbone: torch.nn.Module = plugins.get("backbones", name)(**backbone_options(config, name, options, in_channels))
     return backbone
+
+
+def baseline_name(backbone: str = "small_resnet", in_channels: int = 3, options: dict[str, Any] | None = None) -> str:
+    """The random-init row a method on ``backbone`` built with ``options`` is compared with:
+    :data:`RANDOM_INIT`, :data:`RANDOM_INIT_L` for the one-channel ``small_resnet``, otherwise
+    ``random init (NAME, key=value, ...)`` naming the recipe's backbone options."""
+    if backbone == "small_resnet" and not options:
+        return RANDOM_INIT_L if in_channels == 1 else RANDOM_INIT
+    settings = [f"{key}={value}" for key, value in sorted((options or {}).items())] + (["L input"] if in_channels == 1 else [])
+    return f"random init ({', '.join([backbone, *settings])})"
 
 
 def compare(
@@ -151,11 +203,12 @@ def compare(
         raise ValueError(f"methods: expected distinct method names, got {names}")
     classes = {name: registry.get("methods", method_of(name)) for name in names}
     out = Path(out_dir)
-    data = load_digits()
+    description, load = DATASETS[config.dataset]
+    data = load()
     report: dict[str, Any] = {
         "config": asdict(config),
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
-        "dataset": {"name": "sklearn digits 32x32", "train": len(data.train.labels), "test": len(data.test.labels)},
+        "dataset": {"name": description, "train": len(data.train.labels), "test": len(data.test.labels)},
         "results": {},
     }
 
@@ -165,22 +218,25 @@ def compare(
         return probe_table(train, data.train.labels, test, data.test.labels, shots=config.shots, seeds=config.label_seeds)
 
     report["results"][RANDOM_INIT] = evaluate(make_backbone(config))
-    if any(getattr(cls, "in_channels", 3) == 1 for cls in classes.values()):
-        report["results"][RANDOM_INIT_L] = evaluate(make_backbone(config, in_channels=1))
+    for name in names:
+        recipe, in_channels = recipe_for(name), getattr(classes[name], "in_channels", 3)
+        baseline = baseline_name(recipe.backbone, in_channels, recipe.backbone_options)
+        if baseline not in report["results"]:
+            report["results"][baseline] = evaluate(make_backbone(config, in_channels, recipe.backbone, recipe.backbone_options))
     load_lazy_imports()
     for name in names:
         recipe = recipe_for(name)
         cls = classes[name]
-        method = cls(make_backbone(config, getattr(cls, "in_channels", 3)), **recipe.options)
+        in_channels = getattr(cls, "in_channels", 3)
+        method = cls(make_backbone(config, in_channels, recipe.backbone, recipe.backbone_options), **recipe.options)
         train_config = TrainConfig(
             steps=config.steps, batch_size=config.batch_size, lr=recipe.lr, weight_decay=config.weight_decay,
             optimizer=recipe.optimizer, warmup_steps=config.warmup_steps, seed=config.seed, log_every=max(1, config.steps // 10),
             checkpoint_every=config.steps, progress=progress,
         )
-        in_channels = getattr(cls, "in_channels", 3)
         metadata = {
-            "backbone": {"name": "small_resnet", "options": {"width": config.width, "in_channels": in_channels}},
-            "method_options": recipe.options, "data": "digits",
+            "backbone": {"name": recipe.backbone, "options": backbone_options(config, recipe.backbone, recipe.backbone_options, in_channels)},
+            "method_options": recipe.options, "data": config.dataset,
         }
         start = time.perf_counter()
         with PeakMemory(train_config.device) as peak:
@@ -191,6 +247,7 @@ def compare(
             "seconds": seconds, "steps": config.steps, "in_channels": in_channels, "batch_size": config.batch_size, "images_per_s": log[-1]["images_per_s"],
             "first": log[0], "final": log[-1], "optimizer": recipe.optimizer, "lr": recipe.lr, "options": recipe.options,
             "method": method_of(name), "peak_memory_mb": peak.bytes / 2**20, "peak_memory_source": peak.source,
+            "backbone": recipe.backbone, "baseline": baseline_name(recipe.backbone, in_channels, recipe.backbone_options),
         }
         report["results"][name] = table
     out.mkdir(parents=True, exist_ok=True)
@@ -210,8 +267,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, table in results.items():
         cells = [f"{table['linear'][s]['mean']:.3f} ± {table['linear'][s]['std']:.3f}" for s in shots]
-        sees_lightness = table.get("pretraining", {}).get("in_channels") == 1
-        baseline = results.get(RANDOM_INIT_L if sees_lightness else RANDOM_INIT)
+        pretraining = table.get("pretraining", {})
+        baseline = results.get(pretraining.get("baseline") or baseline_name(in_channels=pretraining.get("in_channels", 3)))
         delta = "" if "pretraining" not in table or baseline is None else (
             f"{table['linear'][shots[0]]['mean'] - baseline['linear'][shots[0]]['mean']:+.3f}"
         )

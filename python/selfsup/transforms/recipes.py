@@ -1,5 +1,6 @@
-"""Augmentation recipes of joint-embedding methods, as :class:`MultiView` pipelines: two views
-(SimCLR, BYOL, MoCo v1 and v2) or multi-crop (DINO, SwAV: global and local views of different sizes)."""
+"""Augmentation recipes of joint-embedding methods, as :class:`MultiView` pipelines: one view
+(InstDisc), two views (SimCLR, BYOL, MoCo v1 and v2) or multi-crop (DINO, SwAV: global and local
+views of different sizes)."""
 
 from __future__ import annotations
 
@@ -131,6 +132,23 @@ def mocov2(size: int = 224, *, normalize: bool | Normalize = True, blur: bool = 
         ]
     )
     return MultiView([view, view])
+
+
+def instdisc(size: int = 224, *, normalize: bool | Normalize = True, views: int = 1) -> MultiView:
+    """InstDisc (Wu et al. 2018, arXiv:1805.01978; the official code, also MoCo v1's augmentation):
+    RandomResizedCrop (0.2, 1), grayscale p = 0.2, ColorJitter(0.4, 0.4, 0.4, 0.4) always, flip;
+    one view per image (``views`` > 1 repeats it)."""
+    _check_count(views, "views", 1)
+    view = Compose(
+        [
+            RandomResizedCrop(size, scale=(0.2, 1.0)),
+            RandomGrayscale(0.2),
+            ColorJitter(0.4, 0.4, 0.4, 0.4),
+            RandomHorizontalFlip(0.5),
+            *_normalize(normalize),
+        ]
+    )
+    return MultiView([view] * views)
 
 
 def _check_count(value: int, name: str, minimum: int) -> int:

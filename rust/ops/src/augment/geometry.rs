@@ -118,32 +118,42 @@ pub fn noise_rng(noise_seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(noise_seed)
 }
 
-/// Erases `bx` of float32 CHW planes `(3, h, w)`; noise is drawn channel by
-/// channel, row by row.
-pub fn erase_f32(out: &mut [f32], h: usize, w: usize, bx: [usize; 4], value: EraseValue, noise_seed: u64) {
-    let [top, left, eh, ew] = bx;
-    let mut rng = noise_rng(noise_seed);
-    for (c, plane) in out.chunks_exact_mut(h * w).take(3).enumerate() {
-        for r in top..top + eh {
-            let row = &mut plane[r * w + left..r * w + left + ew];
-            match value {
-                EraseValue::Constant(v) => row.fill(v[c] as f32),
-                EraseValue::Random => row.iter_mut().for_each(|x| *x = standard_normal(&mut rng)),
-            }
-        }
+/// A pixel type an erased box can be filled with: a constant, or noise from the box's generator.
+pub trait ErasedPixel: Copy {
+    /// The fill for a constant `value` (a grey level for uint8, a standardised value for float32).
+    fn constant(value: f64) -> Self;
+    /// Fills `row` with noise: standard normal values for float32, uniform grey levels for uint8.
+    fn noise(row: &mut [Self], rng: &mut ChaCha8Rng);
+}
+
+impl ErasedPixel for f32 {
+    fn constant(value: f64) -> Self {
+        value as f32
+    }
+    fn noise(row: &mut [Self], rng: &mut ChaCha8Rng) {
+        row.iter_mut().for_each(|x| *x = standard_normal(rng));
     }
 }
 
-/// Erases `bx` of uint8 CHW planes `(3, h, w)`; constants are grey levels.
-pub fn erase_u8(out: &mut [u8], h: usize, w: usize, bx: [usize; 4], value: EraseValue, noise_seed: u64) {
+impl ErasedPixel for u8 {
+    fn constant(value: f64) -> Self {
+        value as u8
+    }
+    fn noise(row: &mut [Self], rng: &mut ChaCha8Rng) {
+        rng.fill(row);
+    }
+}
+
+/// Erases `bx` of CHW planes `(3, h, w)`; noise is drawn channel by channel, row by row.
+pub fn erase<T: ErasedPixel>(out: &mut [T], h: usize, w: usize, bx: [usize; 4], value: EraseValue, noise_seed: u64) {
     let [top, left, eh, ew] = bx;
     let mut rng = noise_rng(noise_seed);
     for (c, plane) in out.chunks_exact_mut(h * w).take(3).enumerate() {
         for r in top..top + eh {
             let row = &mut plane[r * w + left..r * w + left + ew];
             match value {
-                EraseValue::Constant(v) => row.fill(v[c] as u8),
-                EraseValue::Random => rng.fill(row),
+                EraseValue::Constant(v) => row.fill(T::constant(v[c])),
+                EraseValue::Random => T::noise(row, &mut rng),
             }
         }
     }
@@ -222,7 +232,7 @@ mod tests {
     fn erasing_fills_only_the_box() {
         let (h, w) = (6, 7);
         let mut out = vec![0.5f32; 3 * h * w];
-        erase_f32(&mut out, h, w, [1, 2, 3, 4], EraseValue::Constant([1.0, 2.0, 3.0]), 0);
+        erase(&mut out, h, w, [1, 2, 3, 4], EraseValue::Constant([1.0, 2.0, 3.0]), 0);
         for c in 0..3 {
             for r in 0..h {
                 for x in 0..w {
@@ -232,9 +242,9 @@ mod tests {
             }
         }
         let mut a = vec![7u8; 3 * h * w];
-        erase_u8(&mut a, h, w, [0, 0, 6, 7], EraseValue::Random, 3);
+        erase(&mut a, h, w, [0, 0, 6, 7], EraseValue::Random, 3);
         let mut b = vec![7u8; 3 * h * w];
-        erase_u8(&mut b, h, w, [0, 0, 6, 7], EraseValue::Random, 3);
+        erase(&mut b, h, w, [0, 0, 6, 7], EraseValue::Random, 3);
         assert_eq!(a, b);
         assert!(a.iter().filter(|&&v| v != 7).count() > 100);
     }

@@ -432,11 +432,11 @@ impl View {
             OutSlice::F32(o) => {
                 let (scale, bias) = self.normalize.unwrap_or(([1.0; 3], [0.0; 3]));
                 run_chain(buf, &chain, Sink::F32Chw(&mut *o, scale, bias));
-                erasures.for_each(|(bx, value, noise)| geometry::erase_f32(o, oh, ow, bx, value, noise));
+                erasures.for_each(|(bx, value, noise)| geometry::erase(o, oh, ow, bx, value, noise));
             }
             OutSlice::U8(o) => {
                 run_chain(buf, &chain, Sink::U8Chw(&mut *o));
-                erasures.for_each(|(bx, value, noise)| geometry::erase_u8(o, oh, ow, bx, value, noise));
+                erasures.for_each(|(bx, value, noise)| geometry::erase(o, oh, ow, bx, value, noise));
             }
         }
     }
