@@ -142,7 +142,8 @@ class CPC(Method):
         stride: s, pixels between neighbouring patches (< P overlaps).
         offsets: K, the farthest row predicted (1 ≤ K < G).
         context_layers, context_width: depth and hidden width of the masked context network.
-        directions: among ``"down"``, ``"up"``, ``"right"``, ``"left"``.
+        directions: among ``"down"``, ``"up"``, ``"right"``, ``"left"`` (a sequence, or one
+            comma-separated string as ``--option directions=down,up`` gives it).
         norm: ``"batch"`` keeps the backbone as it is; ``"layer"`` swaps its BatchNorm layers for
             ``GroupNorm(1, C)`` (v2).
         patch_augment: augment every patch independently (v2).
@@ -175,7 +176,7 @@ class CPC(Method):
         offsets: int = 5,
         context_layers: int = 3,
         context_width: int | None = None,
-        directions: tuple[str, ...] | list[str] | None = None,
+        directions: tuple[str, ...] | list[str] | str | None = None,
         norm: str | None = None,
         patch_augment: bool | None = None,
         jitter: bool = True,
@@ -194,6 +195,8 @@ class CPC(Method):
             raise ValueError(f"offsets: expected 1 <= offsets < grid = {grid}, got {offsets}")
         if context_width is not None and context_width < 1:
             raise ValueError(f"context_width: expected a positive int, got {context_width}")
+        if isinstance(directions, str):
+            directions = [d.strip() for d in directions.split(",")]
         chosen = tuple(directions) if directions is not None else (("down", "up") if version == 2 else ("down",))
         if not chosen or len(set(chosen)) != len(chosen) or any(d not in DIRECTIONS for d in chosen):
             raise ValueError(f"directions: expected distinct names among {DIRECTIONS}, got {chosen}")
