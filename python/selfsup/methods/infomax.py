@@ -11,16 +11,16 @@ scores a (local, global) pair as
 φ a 1×1-convolution net and ψ an MLP (two layers plus a linear shortcut, ``score_dim`` units).
 Positive pairs take C and y of the same image (P); negative pairs take C of one image and y of
 another image of the batch (P × P̃). Three lower bounds of the mutual information are available
-(``estimator``), each averaged over the M locations (local DIM):
+(``estimator``); for local DIM the expectations run over all M locations:
 
     "jsd"     (eq. 4)  Î = E_P[−sp(−T)] − E_{P×P̃}[sp(T)]                 sp(t) = log(1 + eᵗ)
-    "dv"      (eq. 2)  Î = E_P[T] − log E_{P×P̃}[e^T]
+    "dv"      (§3.1)   Î = E_P[T] − log E_{P×P̃}[e^T]
     "infonce" (eq. 5)  Î = E_P[T(C^{(i)}, y) − log Σ_{y'} e^{T(C^{(i)}, y')}]
 
 InfoNCE contrasts, at every location i, the local feature C^{(i)} of an image with the global
 features of all images of the batch (its own is the positive); it is
 :func:`selfsup_kernels.info_nce` with raw dot products (``normalize=False``, τ = 1), one call per
-location. The expectations over P × P̃ run over all pairs of different images.
+location. P × P̃ holds every (location of one image, global feature of another image) pair.
 
 The objective (eq. 8) is
 
