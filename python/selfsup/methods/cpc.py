@@ -81,7 +81,9 @@ class CausalBlock(nn.Module):
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(channels, hidden, 1), nn.ReLU(), CausalConv2d(hidden, hidden, 3), nn.ReLU(), nn.Conv2d(hidden, channels, 1),
+            nn.ReLU(), nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(), CausalConv2d(hidden, hidden, 3),
+            nn.ReLU(), nn.Conv2d(hidden, channels, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

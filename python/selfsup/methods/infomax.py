@@ -38,10 +38,13 @@ hidden units, one logit) in the min–max of the paper's value function
 
 One optimizer step serves both players as in :mod:`selfsup.methods.bigan`: the discriminator
 receives the gradient of γ·(softplus(−D(v)) + softplus(D(u.detach()))) (its side of the game, as
-a loss) and the encoder and W receive the gradient of γ·(−softplus(D̄(u))) = γ·log(1 − D̄(u)) through
-a copy D̄ of the discriminator whose parameters are detached. The paper matches the encoder's final
-64-unit output; here the backbone's pooled features stay the probed representation and the learned
-linear code W y + b (``prior_dim = 64``) is what the prior shapes.
+a loss) and the encoder and W receive the gradient of their loss through a copy D̄ of the
+discriminator whose parameters are detached: ``encoder_loss="minimax"`` (default)
+γ·(−softplus(D̄(u))) = γ·log(1 − D̄(u)), the value function itself, or ``"non_saturating"``
+γ·softplus(−D̄(u)) = −γ·log D̄(u), which keeps a gradient when D wins (on digits D wins within a few
+dozen steps, and the minimax term then passes almost no gradient to the encoder). The paper
+matches the encoder's final 64-unit output; here the backbone's pooled features stay the probed
+representation and the learned linear code W y + b (``prior_dim = 64``) is what the prior shapes.
 
 The local feature map is read with a forward hook on the backbone's submodule ``local_layer``
 (e.g. ``"stages.2"`` of :func:`selfsup.models.small_resnet` or ``"layer3"`` of torchvision's
@@ -68,6 +71,7 @@ from selfsup.hookspecs import Register, hookimpl
 from selfsup.methods.base import Method, images_to_tensor
 
 ESTIMATORS = ("jsd", "infonce", "dv")
+ENCODER_LOSSES = ("minimax", "non_saturating")
 
 
 class LocalScoreNet(nn.Module):
@@ -167,6 +171,7 @@ class DeepInfoMax(Method):
         local_layer: dotted name of the backbone submodule giving C(x); see :func:`default_local_layer`.
         score_dim: S, units of φ, ψ (and φ_g, ψ_g).
         prior_dim: size of the code matched to the uniform prior.
+        encoder_loss: the encoder's side of prior matching, ``"minimax"`` or ``"non_saturating"``.
         image_size, in_channels: the input the local map's shape is probed with (and, when α > 0,
             the only size accepted).
 
@@ -196,12 +201,15 @@ class DeepInfoMax(Method):
         local_layer: str | None = None,
         score_dim: int = 2048,
         prior_dim: int = 64,
+        encoder_loss: str = "minimax",
         image_size: int = 32,
         in_channels: int = 3,
     ) -> None:
         super().__init__(backbone)
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
+        if encoder_loss not in ENCODER_LOSSES:
+            raise ValueError(f"encoder_loss: expected one of {ENCODER_LOSSES}, got {encoder_loss!r}")
         for key, weight in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
             if not weight >= 0:
                 raise ValueError(f"{key}: expected a weight >= 0, got {weight}")
@@ -211,6 +219,7 @@ class DeepInfoMax(Method):
             if value < 1:
                 raise ValueError(f"{key}: expected a positive int, got {value}")
         self.estimator = estimator
+        self.encoder_loss = encoder_loss
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
         self.local_layer = local_layer or default_local_layer(backbone)
         self.image_size, self.in_channels, self.prior_dim = image_size, in_channels, prior_dim
@@ -264,20 +273,22 @@ class DeepInfoMax(Method):
         if images.ndim != 4 or len(images) < 2:
             raise ValueError(f"images: expected uint8 (N, H, W, C) with N >= 2 for negative pairs, got shape {images.shape}")
         if self.alpha > 0 and images.shape[1:3] != (self.image_size, self.image_size):
-            raise ValueError(f"images: the global term expects {self.image_size}x{self.image_size} images, got {images.shape[1]}x{images.shape[2]}")
+            size = f"{images.shape[1]}x{images.shape[2]}"
+            raise ValueError(f"images: the global term expects {self.image_size}x{self.image_size} images, got {size}")
         generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch) * 7919 + int(indices[0]))
         prior = torch.rand(len(images), self.prior_dim, generator=generator)
         return {"images": images_to_tensor(images, device), "prior": prior.to(device)}
 
     def prior_losses(self, y: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(discriminator loss −E_V[log D(v)] − E_P[log(1 − D(u))] on a detached code, encoder loss
-        E_P[log(1 − D̄(u))] through the detached-parameter copy D̄)."""
+        −E_P[log D̄(u)] (non-saturating) or E_P[log(1 − D̄(u))] (minimax) through the detached-parameter copy D̄)."""
         assert self.prior_code is not None and self.discriminator is not None
         code = torch.sigmoid(self.prior_code(y))
         real, fake = self.discriminator(prior), self.discriminator(code.detach())
         loss_d = F.softplus(-real).mean() + F.softplus(fake).mean()
         frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        loss_e = -F.softplus(functional_call(self.discriminator, frozen, (code,))).mean()
+        fooled = functional_call(self.discriminator, frozen, (code,))
+        loss_e = F.softplus(-fooled).mean() if self.encoder_loss == "non_saturating" else -F.softplus(fooled).mean()
         return loss_d, loss_e
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
