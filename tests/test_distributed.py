@@ -22,6 +22,7 @@ SCRIPT = textwrap.dedent(
     from selfsup.methods.moco import MoCo
     from selfsup.methods.vicreg import VICReg
     from selfsup.methods.instdisc import InstDisc
+    from selfsup.methods.cpc import CPC
     from selfsup.train import TrainConfig, Trainer
 
     class NoBatchStats(nn.Module):
@@ -45,6 +46,10 @@ SCRIPT = textwrap.dedent(
         # NCE: the same noise rows on every rank, Z averaged over ranks, the 48-row bank updated with
         # every rank's embeddings; both runs must end with the same bank
         method = InstDisc(NoBatchStats(), loss="nce", negatives=32, embedding_dim=8)
+    elif sys.argv[2] == "cpc":
+        # v2: patch-wise augmentation on per-sample streams, predictions down and up; the patches
+        # below of all ranks are the negatives through the loss's all-gather
+        method = CPC(NoBatchStats(), version=2, grid=3, patch=4, stride=4, offsets=2, context_layers=1)
     else:
         # a linear projection (no BatchNorm) keeps every per-anchor loss independent of the sharding;
         # the negatives come from all ranks through the loss's all-gather
@@ -65,7 +70,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg", "instdisc"])
+@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg", "instdisc", "cpc"])
 def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

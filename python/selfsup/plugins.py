@@ -45,6 +45,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.dino",
     "selfsup.methods.instdisc",
     "selfsup.methods.local_aggregation",
+    "selfsup.methods.cpc",
+    "selfsup.methods.infomax",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",

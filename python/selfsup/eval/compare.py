@@ -82,11 +82,15 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "dino": Recipe(),
     "instdisc": Recipe(optimizer="sgd", lr=0.03),
     "local_aggregation": Recipe({"warmup_steps": 20}, optimizer="sgd", lr=0.03),
+    "cpc": Recipe({"grid": 7, "patch": 8, "stride": 4, "offsets": 3, "context_layers": 2}),
+    "dim": Recipe({"score_dim": 256}),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
 ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset.
 ``mocov1`` is MoCo with ``version=1``. InstDisc and Local Aggregation use their papers' SGD rate 0.03 and a memory bank of the whole
-training split; LA starts with 20 steps of instance discrimination (its warm start)."""
+training split; LA starts with 20 steps of instance discrimination (its warm start). CPC (a 7×7 grid
+of 8-px patches at stride 4) and Deep InfoMax use AdamW at 10⁻³, five and ten times their papers'
+Adam rates, for this short budget."""
 
 MASKED_IMAGE_RECIPES: dict[str, Recipe] = {
     "mae": Recipe(lr=1.5e-3, backbone="vit_tiny"),

@@ -45,6 +45,13 @@ class Method(nn.Module):
         self.backbone = backbone
         self.feature_dim = out_dim
 
+    @classmethod
+    def prepare_backbone(cls, backbone: nn.Module, **options: Any) -> nn.Module:
+        """The backbone as this method trains it, given the method's ``options`` (CPC v2 swaps
+        BatchNorm for layer normalisation). Loaders of a checkpoint's backbone call it before
+        loading the weights; unchanged by default."""
+        return backbone
+
     def make_batch(
         self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
     ) -> dict[str, torch.Tensor]:
