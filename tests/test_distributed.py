@@ -21,6 +21,8 @@ SCRIPT = textwrap.dedent(
     from selfsup.methods.simclr import SimCLR
     from selfsup.methods.moco import MoCo
     from selfsup.methods.vicreg import VICReg
+    from selfsup.methods.swav import SwAV
+    from selfsup.methods.supcon import SupCon
     from selfsup.train import TrainConfig, Trainer
 
     class NoBatchStats(nn.Module):
@@ -40,13 +42,22 @@ SCRIPT = textwrap.dedent(
         method = MoCo(NoBatchStats(), queue_size=40, head_layers=1, projection_dim=8)
     elif sys.argv[2] == "vicreg":
         method = VICReg(NoBatchStats(), projector_layers=1, projection_dim=8)
+    elif sys.argv[2] == "swav":
+        # Sinkhorn's per-prototype sums are all-reduced; 16 embeddings per global crop fill the
+        # queue at step 1 and it joins Sinkhorn at steps 2 and 3; the prototypes thaw after step 1
+        method = SwAV(NoBatchStats(), prototypes=10, head_layers=1, projection_dim=8, queue_size=16,
+                      freeze_prototypes_steps=1, local_crops=2)
+    elif sys.argv[2] == "supcon":
+        # views and class labels of both ranks are gathered into the loss
+        method = SupCon(NoBatchStats(), head_layers=1, projection_dim=8)
     else:
         # a linear projection (no BatchNorm) keeps every per-anchor loss independent of the sharding;
         # the negatives come from all ranks through the loss's all-gather
         method = SimCLR(NoBatchStats(), head_layers=1, projection_dim=8, temperature=0.2)
     images = np.random.default_rng(1).integers(0, 256, (48, 12, 12, 3), dtype=np.uint8)
     config = TrainConfig(steps=3, batch_size=16, lr=0.1, checkpoint_every=3, log_every=1, progress=False)
-    trainer = Trainer(method, images, config, sys.argv[1])
+    labels = np.arange(48) % 5 if sys.argv[2] == "supcon" else None
+    trainer = Trainer(method, images, config, sys.argv[1], labels=labels)
     trainer.fit()
     if trainer.rank == 0:
         torch.save(method.state_dict(), sys.argv[1] + "/final.pt")
@@ -60,7 +71,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg"])
+@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg", "swav", "supcon"])
 def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

@@ -42,6 +42,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.vicreg",
     "selfsup.methods.nnclr",
     "selfsup.methods.dino",
+    "selfsup.methods.swav",
+    "selfsup.methods.supcon",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",
