@@ -60,9 +60,13 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "barlow_twins": Recipe(),
     "vicreg": Recipe(),
     "dino": Recipe(),
+    "swav": Recipe({"prototypes": 100, "queue_size": 512, "queue_start_step": 20, "freeze_prototypes_steps": 20}, optimizer="sgd", lr=0.3),
+    "supcon": Recipe(optimizer="sgd", lr=0.3),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
-ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset."""
+ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset.
+SwAV freezes its prototypes and starts its queue after one epoch (20 steps of 64 digits); SupCon
+trains on the digits' labels (an upper reference, not a self-supervised method)."""
 
 DATASETS: dict[str, tuple[str, Callable[[], Splits]]] = {
     "digits": ("sklearn digits 32x32", load_digits),
@@ -161,7 +165,7 @@ def compare(
             "method_options": recipe.options, "data": config.dataset,
         }
         start = time.perf_counter()
-        log = Trainer(method, data.train.images, train_config, out / "runs" / name, metadata=metadata).fit()
+        log = Trainer(method, data.train.images, train_config, out / "runs" / name, metadata=metadata, labels=data.train.labels).fit()
         seconds = time.perf_counter() - start
         table = evaluate(method.backbone)
         table["pretraining"] = {
