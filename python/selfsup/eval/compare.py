@@ -60,7 +60,7 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "barlow_twins": Recipe(),
     "vicreg": Recipe(),
     "dino": Recipe(),
-    "swav": Recipe({"prototypes": 100, "queue_size": 512, "queue_start_step": 20, "freeze_prototypes_steps": 20}, optimizer="sgd", lr=0.3),
+    "swav": Recipe({"prototypes": 300, "queue_size": 512, "queue_start_step": 20, "freeze_prototypes_steps": 20}),
     "supcon": Recipe(optimizer="sgd", lr=0.3),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive

@@ -68,6 +68,10 @@ class SwAV(MultiCrop):
     Buffers ``queue (queue_size, 2, D)``, ``queue_pointer``, ``queue_filled`` and ``steps_done``
     (optimizer steps so far: the freeze and the queue's start) are saved in checkpoints.
 
+    Keep K well above D (the paper: 3000 ≫ 128): with K < D an embedding orthogonal to every
+    prototype scores them all 0, its code and prediction are uniform and the loss sits at log K
+    with no gradient.
+
     Raises:
         ValueError: ``prototypes`` < 2, τ ≤ 0, ε ≤ 0, fewer than 1 Sinkhorn iteration, negative
             queue size, start or freeze steps, bad crop options.
@@ -79,7 +83,7 @@ class SwAV(MultiCrop):
         >>> batch = method.make_batch(np.zeros((4, 32, 32, 3), np.uint8), seed=0, epoch=0, indices=np.arange(4))
         >>> tuple(batch["views"].shape), tuple(batch["local"].shape)
         ((2, 4, 3, 32, 32), (2, 4, 3, 14, 14))
-        >>> float(method.training_step(batch)["loss"]) > 0
+        >>> method.training_step(batch)["loss"].item() > 0
         True
     """
 
