@@ -23,6 +23,8 @@ SCRIPT = textwrap.dedent(
     from selfsup.methods.vicreg import VICReg
     from selfsup.methods.instdisc import InstDisc
     from selfsup.methods.cpc import CPC
+    from selfsup.methods.swav import SwAV
+    from selfsup.methods.supcon import SupCon
     from selfsup.train import TrainConfig, Trainer
 
     class NoBatchStats(nn.Module):
@@ -50,13 +52,22 @@ SCRIPT = textwrap.dedent(
         # v2: patch-wise augmentation on per-sample streams, predictions down and up; the patches
         # below of all ranks are the negatives through the loss's all-gather
         method = CPC(NoBatchStats(), version=2, grid=3, patch=4, stride=4, offsets=2, context_layers=1)
+    elif sys.argv[2] == "swav":
+        # Sinkhorn's per-prototype sums are all-reduced; 16 embeddings per global crop fill the
+        # queue at step 1 and it joins Sinkhorn at steps 2 and 3; the prototypes thaw after step 1
+        method = SwAV(NoBatchStats(), prototypes=10, head_layers=1, projection_dim=8, queue_size=16,
+                      freeze_prototypes_steps=1, local_crops=2)
+    elif sys.argv[2] == "supcon":
+        # views and class labels of both ranks are gathered into the loss
+        method = SupCon(NoBatchStats(), head_layers=1, projection_dim=8)
     else:
         # a linear projection (no BatchNorm) keeps every per-anchor loss independent of the sharding;
         # the negatives come from all ranks through the loss's all-gather
         method = SimCLR(NoBatchStats(), head_layers=1, projection_dim=8, temperature=0.2)
     images = np.random.default_rng(1).integers(0, 256, (48, 12, 12, 3), dtype=np.uint8)
     config = TrainConfig(steps=3, batch_size=16, lr=0.1, checkpoint_every=3, log_every=1, progress=False)
-    trainer = Trainer(method, images, config, sys.argv[1])
+    labels = np.arange(48) % 5 if sys.argv[2] == "supcon" else None
+    trainer = Trainer(method, images, config, sys.argv[1], labels=labels)
     trainer.fit()
     if trainer.rank == 0:
         torch.save(method.state_dict(), sys.argv[1] + "/final.pt")
@@ -70,7 +81,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg", "instdisc", "cpc"])
+@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg", "instdisc", "cpc", "swav", "supcon"])
 def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

@@ -82,8 +82,9 @@ def _option(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), value
 
 
-def _dataset(name: str, image_size: int = 64) -> Any:
-    """A registered dataset's images, or those of an image folder (``name`` a path)."""
+def _dataset(name: str, image_size: int = 64) -> tuple[Any, Any]:
+    """A registered dataset's images, or those of an image folder (``name`` a path), with their
+    integer class labels (``None`` when the dataset or folder has none)."""
     from selfsup import plugins
 
     if os.sep in name or Path(name).is_dir():
@@ -95,13 +96,13 @@ def _dataset(name: str, image_size: int = 64) -> Any:
             raise UsageError(f"--data: {error}") from None
         if folder.num_skipped:
             print(f"skipped {folder.num_skipped} unreadable image files under {name}", file=sys.stderr)
-        return images
+        return images, folder.readable_targets()
     try:
         factory = plugins.get("datasets", name)
     except plugins.UnknownNameError as error:
         raise UsageError(f"--data: {error}") from None
     data = factory()
-    return getattr(data, "images", data)
+    return getattr(data, "images", data), getattr(data, "labels", None)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -124,7 +125,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as error:
         raise UsageError(f"--{str(error).split(':')[0].replace('_', '-')}: {str(error).split(': ', 1)[1]}") from None
-    images = _dataset(args.data, args.image_size)
+    images, labels = _dataset(args.data, args.image_size)
+    if method_cls.uses_labels and labels is None:
+        raise UsageError(
+            f"--data: method {args.method} trains on class labels and {args.data} has none"
+            " (an image folder needs one sub-folder per class)"
+        )
     torch.manual_seed(args.seed)
     backbone_options = {"width": args.width} if args.backbone == "small_resnet" else {}
     if args.backbone == "small_resnet" and hasattr(method_cls, "in_channels"):
@@ -140,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "data": args.data,
         "image_size": int(images.shape[1]),
     }
-    trainer = Trainer(method, images, config, Path(args.out), metadata=metadata)
+    trainer = Trainer(method, images, config, Path(args.out), metadata=metadata, labels=labels)
     if args.resume and trainer.resume():
         print(f"resumed from step {trainer.step}", file=sys.stderr)
     trainer.fit()

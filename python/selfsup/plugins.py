@@ -47,6 +47,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.local_aggregation",
     "selfsup.methods.cpc",
     "selfsup.methods.infomax",
+    "selfsup.methods.swav",
+    "selfsup.methods.supcon",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",

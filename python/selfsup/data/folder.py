@@ -157,6 +157,13 @@ class ImageFolder:
             self.skipped[path] = reason
             warnings.warn(f"skipping an unreadable image {path}: {reason}", CorruptImageWarning, stacklevel=3)
 
+    def readable_targets(self) -> npt.NDArray[np.int64] | None:
+        """The class indices of the samples not found unreadable so far, in sample order (after
+        :func:`load_folder_array`, the labels of its images); ``None`` for an unlabeled folder."""
+        if not self.labeled:
+            return None
+        return np.array([t for path, t in self.samples if path not in self.skipped], dtype=np.int64)
+
     def _index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index: expected an int, got {type(index).__name__}")
@@ -208,7 +215,8 @@ def load_folder_array(root: str | os.PathLike[str], size: int, *, batch: int = 2
     training: the central square of each image (side min(H, W)), resized with antialiasing to
     ``size`` — torchvision's ``Resize(size)`` + ``CenterCrop(size)`` up to rounding of the crop.
     Decoding and resizing run ``batch`` images per native call. Corrupt files are skipped with a
-    :class:`CorruptImageWarning` (see the returned folder's ``skipped``).
+    :class:`CorruptImageWarning` (see the returned folder's ``skipped``); the folder's
+    :meth:`~ImageFolder.readable_targets` are the images' class labels.
 
     Raises:
         ValueError: ``size`` < 1; ``root`` missing, empty or without a readable image.

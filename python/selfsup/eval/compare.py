@@ -84,13 +84,16 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "local_aggregation": Recipe({"warmup_steps": 20}, optimizer="sgd", lr=0.03),
     "cpc": Recipe({"grid": 7, "patch": 8, "stride": 4, "offsets": 3, "context_layers": 2}),
     "dim": Recipe({"score_dim": 256}),
+    "swav": Recipe({"prototypes": 300, "queue_size": 512, "queue_start_step": 20, "freeze_prototypes_steps": 20}),
+    "supcon": Recipe(optimizer="sgd", lr=0.3),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
 ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset.
 ``mocov1`` is MoCo with ``version=1``. InstDisc and Local Aggregation use their papers' SGD rate 0.03 and a memory bank of the whole
 training split; LA starts with 20 steps of instance discrimination (its warm start). CPC (a 7×7 grid
 of 8-px patches at stride 4) and Deep InfoMax use AdamW at 10⁻³, five and ten times their papers'
-Adam rates, for this short budget."""
+Adam rates, for this short budget. SwAV freezes its prototypes and starts its queue after one epoch (20 steps of 64
+digits); SupCon trains on the digits' labels (an upper reference, not a self-supervised method)."""
 
 MASKED_IMAGE_RECIPES: dict[str, Recipe] = {
     "mae": Recipe(lr=1.5e-3, backbone="vit_tiny"),
@@ -244,7 +247,7 @@ def compare(
         }
         start = time.perf_counter()
         with PeakMemory(train_config.device) as peak:
-            log = Trainer(method, data.train.images, train_config, out / "runs" / name, metadata=metadata).fit()
+            log = Trainer(method, data.train.images, train_config, out / "runs" / name, metadata=metadata, labels=data.train.labels).fit()
         seconds = time.perf_counter() - start
         table = evaluate(method.backbone)
         table["pretraining"] = {

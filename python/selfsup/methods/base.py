@@ -36,6 +36,8 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     views: ClassVar[tuple[str, ...]]
+    uses_labels: ClassVar[bool] = False
+    """True for supervised methods, which train only with the labels given to :meth:`bind_dataset`."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()

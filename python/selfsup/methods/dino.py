@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.joint import JointEmbedding, check_positive, ema_update, momentum_at, momentum_copy
+from selfsup.methods.joint import MultiCrop, check_positive, ema_update, momentum_at, momentum_copy
 from selfsup.transforms import MultiView, Normalize, dino
 
 
@@ -48,7 +48,7 @@ class DINOHead(nn.Module):
         return F.linear(F.normalize(self.mlp(x), dim=-1), F.normalize(self.prototypes, dim=-1))
 
 
-class DINO(JointEmbedding):
+class DINO(MultiCrop):
     """Args: ``backbone``; ``out_dim`` K (paper 65 536); ``hidden_dim``/``bottleneck_dim`` of the
     head; ``student_temperature`` τ_s; ``teacher_temperature`` (final τ_t) reached from
     ``warmup_teacher_temperature`` over the first ``teacher_warmup`` fraction of the steps;
@@ -81,13 +81,7 @@ class DINO(JointEmbedding):
         image_size: int | None = None,
         blur: bool | None = None,
     ) -> None:
-        super().__init__(backbone, image_size=image_size, blur=blur)
-        if local_crops < 0:
-            raise ValueError(f"local_crops: expected >= 0, got {local_crops}")
-        if local_size is not None and local_size < 8:
-            raise ValueError(f"local_size: expected at least 8 pixels, got {local_size}")
-        self.local_crops = int(local_crops)
-        self.local_size = local_size
+        super().__init__(backbone, local_crops, local_size, image_size=image_size, blur=blur)
         check_positive(
             out_dim=out_dim,
             bottleneck_dim=bottleneck_dim,
@@ -110,14 +104,7 @@ class DINO(JointEmbedding):
         self.register_buffer("progress", torch.zeros(()))
 
     def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
-        local = self.local_size or max(8, round(size * 96 / 224))
-        return dino(size, local, self.local_crops, normalize=normalize, blur=self.uses_blur(size))
-
-    def group_views(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        batch = {"views": torch.stack(views[:2])}
-        if len(views) > 2:
-            batch["local"] = torch.stack(views[2:])
-        return batch
+        return dino(size, self.local_side(size), self.local_crops, normalize=normalize, blur=self.uses_blur(size))
 
     def teacher_temperature(self) -> float:
         """τ_t at the current point of training: linear warm-up, then constant."""
@@ -127,12 +114,9 @@ class DINO(JointEmbedding):
         return start + (end - start) * float(self.progress) / self.teacher_warmup
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        views = batch["views"]
-        student = self.encode(lambda x: self.head(self.backbone(x)), views)
-        if "local" in batch:
-            student = torch.cat([student, self.encode(lambda x: self.head(self.backbone(x)), batch["local"])])
+        student = self.encode_crops(lambda x: self.head(self.backbone(x)), batch)
         with torch.no_grad():
-            teacher = self.encode(lambda x: self.teacher_head(self.teacher_backbone(x)), views)
+            teacher = self.encode(lambda x: self.teacher_head(self.teacher_backbone(x)), batch["views"])
         loss = dino_loss(student, teacher, self.center, self.student_temperature, self.teacher_temperature())
         self.update_center(teacher)
         probabilities = F.softmax((teacher[0] - self.center) / self.teacher_temperature(), dim=-1)

@@ -79,6 +79,47 @@ class JointEmbedding(Method):
         return out.view(views.shape[0], views.shape[1], -1)
 
 
+class MultiCrop(JointEmbedding):
+    """A joint-embedding method on multi-crop views (Caron et al. 2020, arXiv:2006.09882, §3.2;
+    DINO and SwAV): ``global_crops`` views of side S that every branch sees, and ``local_crops``
+    small views of side s (default S·96/224, the papers' 96 of 224) that only the predicting branch
+    sees. ``make_batch`` returns ``views (G, N, 3, S, S)`` and, when L > 0, ``local (L, N, 3, s, s)``.
+
+    Subclasses build a recipe whose first G views are the global ones (:meth:`local_side` gives s).
+    """
+
+    global_crops: ClassVar[int] = 2
+
+    def __init__(
+        self, backbone: nn.Module, local_crops: int, local_size: int | None = None, image_size: int | None = None, blur: bool | None = None
+    ) -> None:
+        super().__init__(backbone, image_size=image_size, blur=blur)
+        if local_crops < 0:
+            raise ValueError(f"local_crops: expected >= 0, got {local_crops}")
+        if local_size is not None and local_size < 8:
+            raise ValueError(f"local_size: expected at least 8 pixels, got {local_size}")
+        self.local_crops = int(local_crops)
+        self.local_size = local_size
+
+    def local_side(self, size: int) -> int:
+        """s for global views of side ``size``: ``local_size``, or ``size``·96/224 (at least 8)."""
+        return self.local_size or max(8, round(size * 96 / 224))
+
+    def group_views(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = {"views": torch.stack(views[: self.global_crops])}
+        if len(views) > self.global_crops:
+            batch["local"] = torch.stack(views[self.global_crops :])
+        return batch
+
+    def encode_crops(self, encoder: Callable[[torch.Tensor], torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Every crop of ``batch`` through ``encoder``: ``(G + L, N, D)``, the global crops first;
+        one pass per crop size."""
+        out = self.encode(encoder, batch["views"])
+        if "local" in batch:
+            out = torch.cat([out, self.encode(encoder, batch["local"])])
+        return out
+
+
 def momentum_at(base: float, step: int, total_steps: int) -> float:
     """BYOL's schedule (Grill et al. 2020, eq. after 3.2): τ = 1 − (1 − τ_base)(cos(πk/K) + 1)/2,
     rising from τ_base at step 0 to 1 at the last step."""

@@ -91,18 +91,21 @@ class SimCLR(JointEmbedding):
         return self.encode(lambda x: self.head(self.backbone(x)), views)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        from selfsup_kernels import nt_xent, sup_con
-
         z = self.project(batch["views"])
         gather = torch.distributed.is_available() and torch.distributed.is_initialized()
+        return {"loss": self.contrastive_loss(z, batch, gather), "positive_top1": positive_top1(z.detach())}
+
+    def contrastive_loss(self, z: torch.Tensor, batch: dict[str, torch.Tensor], gather: bool) -> torch.Tensor:
+        """NT-Xent of the projections ``z (V, N, D)``; for V > 2 the multi-positive form with the
+        instance ids as labels. ``gather``: contrast against every rank's views."""
+        from selfsup_kernels import nt_xent, sup_con
+
         if z.shape[0] == 2:
-            loss = nt_xent(z[0], z[1], self.temperature, gather=gather)
-        else:
-            instances = torch.arange(z.shape[1], device=z.device)
-            if gather:
-                instances = instances + torch.distributed.get_rank() * z.shape[1]
-            loss = sup_con(z.transpose(0, 1), instances, self.temperature, gather=gather)
-        return {"loss": loss, "positive_top1": positive_top1(z.detach())}
+            return nt_xent(z[0], z[1], self.temperature, gather=gather)
+        instances = torch.arange(z.shape[1], device=z.device)
+        if gather:
+            instances = instances + torch.distributed.get_rank() * z.shape[1]
+        return sup_con(z.transpose(0, 1), instances, self.temperature, gather=gather)
 
     def show(self, images: npt.NDArray[np.uint8], seed: int = 0) -> list[Any]:
         """For four images: their two views and, among all shown images, the nearest neighbours

@@ -91,6 +91,8 @@ class Trainer:
             if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
                 raise ValueError(f"labels: expected {len(images)} integer labels, got {labels.dtype} {labels.shape}")
             labels = labels.astype(np.int64)
+        elif method.uses_labels:
+            raise ValueError(f"labels: method {method.name} trains on class labels; pass the dataset's labels")
         method.bind_dataset(len(images), labels)
         self.method = method.to(config.device)
         self.distributed = init_from_env()

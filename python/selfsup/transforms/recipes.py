@@ -196,12 +196,14 @@ def swav(
     max_scale_crops: Sequence[float] = (1.0, 0.14),
     *,
     normalize: bool | Normalize = True,
+    blur: bool = True,
 ) -> MultiView:
     """SwAV multi-crop (Caron et al. 2020, arXiv:2006.09882, ``MultiCropDataset`` of the official
     code, defaults of ``main_swav.py``): for each group ``k``, ``n_crops[k]`` views of size
     ``size_crops[k]`` with RandomResizedCrop scale ``(min_scale_crops[k], max_scale_crops[k])``,
     flip p = 0.5, ColorJitter(0.8, 0.8, 0.8, 0.2) p = 0.8, grayscale p = 0.2, blur σ ∈ [0.1, 2]
     p = 0.5 (:func:`pil_blur_kernel` taps; the code uses Pillow's blur). Views come group by group.
+    ``blur=False`` drops the blur (small images, as :func:`simclr`).
 
     Raises:
         ValueError: sequences of different lengths, counts < 1, invalid sizes or scales.
@@ -218,7 +220,7 @@ def swav(
                 RandomHorizontalFlip(0.5),
                 RandomApply([ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
                 RandomGrayscale(0.2),
-                RandomApply([GaussianBlur(pil_blur_kernel(), (0.1, 2.0))], p=0.5),
+                *([RandomApply([GaussianBlur(pil_blur_kernel(), (0.1, 2.0))], p=0.5)] if blur else []),
                 *_normalize(normalize),
             ]
         )
