@@ -41,6 +41,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.vicreg",
     "selfsup.methods.nnclr",
     "selfsup.methods.dino",
+    "selfsup.methods.cmc",
+    "selfsup.methods.pirl",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",
