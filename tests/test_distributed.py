@@ -21,6 +21,7 @@ SCRIPT = textwrap.dedent(
     from selfsup.methods.simclr import SimCLR
     from selfsup.methods.moco import MoCo
     from selfsup.methods.vicreg import VICReg
+    from selfsup.methods.cmc import CMC
     from selfsup.train import TrainConfig, Trainer
 
     class NoBatchStats(nn.Module):
@@ -40,6 +41,11 @@ SCRIPT = textwrap.dedent(
         method = MoCo(NoBatchStats(), queue_size=40, head_layers=1, projection_dim=8)
     elif sys.argv[2] == "vicreg":
         method = VICReg(NoBatchStats(), projector_layers=1, projection_dim=8)
+    elif sys.argv[2] == "cmc":
+        # one bank per view, written with every rank's rows in global-batch order; negatives drawn per step
+        backbone = NoBatchStats()
+        backbone.net[0] = nn.Conv2d(1, 8, 3, 2, 1)
+        method = CMC(backbone, views=("L", "ab", "gradient"), embedding_dim=8, negatives=32)
     else:
         # a linear projection (no BatchNorm) keeps every per-anchor loss independent of the sharding;
         # the negatives come from all ranks through the loss's all-gather
@@ -60,7 +66,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg"])
+@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg", "cmc"])
 def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
