@@ -60,9 +60,14 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "barlow_twins": Recipe(),
     "vicreg": Recipe(),
     "dino": Recipe(),
+    "cmc": Recipe({"views": ("L", "gradient"), "negatives": 1024}, optimizer="sgd", lr=0.03),
+    "pirl": Recipe({"cell": 10, "patch": 9, "negatives": 1024}),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
-ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset."""
+ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset.
+The memory-bank methods draw 1 024 negatives: CMC with its code's SGD rate 0.03, contrasting L with
+its gradient magnitude (the grey digits carry no ab); PIRL with AdamW (SGD at 0.03 or 0.3 probed
+worse) and the jigsaw recipe's 10-px cells and 9-px tiles."""
 
 RANDOM_INIT = "random init"
 RANDOM_INIT_L = "random init (L input)"

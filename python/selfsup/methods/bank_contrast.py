@@ -20,9 +20,10 @@ class BankContrast(JointEmbedding):
     :class:`MemoryBank` of ``embedding_dim``-d rows per name of ``bank_names``.
 
     The banks live in ``banks`` (saved in checkpoints) once :meth:`bind_dataset` has given the
-    dataset size; bank ``k`` starts from seed ``k``. Negatives are drawn from ``(0, step)`` with
-    ``step`` the buffer ``sample_step`` (the last finished optimizer step, saved in checkpoints),
-    so every bank, every rank and a resumed run draw the same rows at the same step.
+    dataset size; bank ``k`` starts from seed ``k``. Negatives are drawn by
+    :meth:`MemoryBank.sample` at ``step`` = the buffer ``sample_step`` (the last finished optimizer
+    step, saved in checkpoints), so every bank, every rank and a resumed run draw the same rows at
+    the same step.
 
     Raises:
         ValueError: ``temperature``, ``negatives`` or ``embedding_dim`` ≤ 0; ``bank_momentum``

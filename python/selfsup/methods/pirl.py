@@ -83,7 +83,6 @@ class PIRL(BankContrast):
 
     name: ClassVar[str] = "pirl"
     views: ClassVar[tuple[str, ...]] = ("image", "tiles", "indices")
-    recipe_name: ClassVar[str] = "mocov2"
 
     def __init__(
         self,
