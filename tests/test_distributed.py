@@ -25,6 +25,7 @@ SCRIPT = textwrap.dedent(
     from selfsup.methods.cpc import CPC
     from selfsup.methods.swav import SwAV
     from selfsup.methods.supcon import SupCon
+    from selfsup.methods.cmc import CMC
     from selfsup.train import TrainConfig, Trainer
 
     class NoBatchStats(nn.Module):
@@ -60,6 +61,11 @@ SCRIPT = textwrap.dedent(
     elif sys.argv[2] == "supcon":
         # views and class labels of both ranks are gathered into the loss
         method = SupCon(NoBatchStats(), head_layers=1, projection_dim=8)
+    elif sys.argv[2] == "cmc":
+        # one bank per view, written with every rank's rows in global-batch order; negatives drawn per step
+        backbone = NoBatchStats()
+        backbone.net[0] = nn.Conv2d(1, 8, 3, 2, 1)
+        method = CMC(backbone, views=("L", "ab", "gradient"), embedding_dim=8, negatives=32)
     else:
         # a linear projection (no BatchNorm) keeps every per-anchor loss independent of the sharding;
         # the negatives come from all ranks through the loss's all-gather
@@ -81,7 +87,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg", "instdisc", "cpc", "swav", "supcon"])
+@pytest.mark.parametrize("method", ["rotnet", "simclr", "moco", "vicreg", "instdisc", "cpc", "swav", "supcon", "cmc"])
 def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

@@ -49,6 +49,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.infomax",
     "selfsup.methods.swav",
     "selfsup.methods.supcon",
+    "selfsup.methods.cmc",
+    "selfsup.methods.pirl",
     "selfsup.methods.jigsaw",
     "selfsup.methods.relative",
     "selfsup.methods.autoencoder",

@@ -82,3 +82,20 @@ def _interleave(rank_major: torch.Tensor, world: int) -> torch.Tensor:
     if world <= 1:
         return rank_major
     return rank_major.view(world, -1).transpose(0, 1).reshape(-1)
+
+
+def bank_info_nce(
+    anchors: torch.Tensor, bank: MemoryBank, indices: torch.Tensor, negatives: int, step: int, temperature: float, seed: int = 0
+) -> torch.Tensor:
+    """InfoNCE of ``anchors (N, D)`` against a memory bank: the positive of anchor ``i`` is the bank
+    row of its own sample ``indices[i]``, the negatives are ``negatives`` rows drawn by
+    :meth:`MemoryBank.sample` from ``(seed, step)`` and shared by all anchors,
+
+        ℓ_i = −log  exp(a_i·v_{idx_i}/τ) / ( exp(a_i·v_{idx_i}/τ) + Σ_{j ∈ S} exp(a_i·v_j/τ) ),
+
+    averaged over the anchors (ℓ2-normalised first) through :func:`selfsup_kernels.info_nce`. Bank
+    rows carry no gradient; as in the papers' code a drawn row may be the positive's own."""
+    from selfsup_kernels import info_nce
+
+    drawn = bank.bank[bank.sample(negatives, step, seed)]
+    return info_nce(anchors, bank.rows(indices).to(anchors.dtype), drawn.to(anchors.dtype), temperature, batch_negatives=False)
