@@ -87,6 +87,7 @@ JOINT_RECIPES: dict[str, Recipe] = {
     "swav": Recipe({"prototypes": 300, "queue_size": 512, "queue_start_step": 20, "freeze_prototypes_steps": 20}),
     "supcon": Recipe(optimizer="sgd", lr=0.3),
     "cmc": Recipe({"views": ("L", "gradient"), "negatives": 1024}, optimizer="sgd", lr=0.03),
+    "cmc_lab": Recipe({"negatives": 1024}, optimizer="sgd", lr=0.03, method="cmc"),
     "pirl": Recipe({"cell": 10, "patch": 9, "negatives": 1024}),
 }
 """Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
@@ -97,7 +98,8 @@ of 8-px patches at stride 4) and Deep InfoMax use AdamW at 10⁻³, five and ten
 Adam rates, for this short budget. SwAV freezes its prototypes and starts its queue after one epoch (20 steps of 64
 digits); SupCon trains on the digits' labels (an upper reference, not a self-supervised method). The
 memory-bank methods CMC and PIRL draw 1 024 negatives: CMC with its code's SGD rate 0.03, contrasting L
-with its gradient magnitude (the grey digits carry no ab); PIRL with AdamW (SGD at 0.03 or 0.3 probed
+with its gradient magnitude (the grey digits carry no ab; the row ``cmc_lab`` is the paper's L/ab pair, for colour
+sets); PIRL with AdamW (SGD at 0.03 or 0.3 probed
 worse) and the jigsaw recipe's 10-px cells and 9-px tiles."""
 
 MASKED_IMAGE_RECIPES: dict[str, Recipe] = {
