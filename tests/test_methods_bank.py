@@ -85,7 +85,7 @@ def test_softmax_loss_counts_every_bank_row_once():
 
 def test_instdisc_softmax_step_matches_the_paper_then_updates_the_bank():
     method = make(proximal=30.0)
-    bank = method.bank.bank.clone().double().numpy()
+    bank = method.bank().bank.clone().double().numpy()
     indices = np.array([5, 0, 63, 12, 40, 7, 22, 31])
     batch = batch_of(method, indices)
     out = method.training_step(batch)
@@ -97,7 +97,7 @@ def test_instdisc_softmax_step_matches_the_paper_then_updates_the_bank():
     assert out["loss"].item() == pytest.approx(instance + 30.0 * proximal, rel=1e-5)
     expected = bank.copy()
     expected[indices] = unit(0.5 * bank[indices] + 0.5 * q)  # the official code's momentum 0.5
-    np.testing.assert_allclose(method.bank.bank.numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(method.bank().bank.numpy(), expected, atol=1e-6)
 
 
 def numpy_nce(q: np.ndarray, positives: np.ndarray, noise: np.ndarray, z: float, n: int, tau: float) -> float:
@@ -114,11 +114,11 @@ def test_instdisc_nce_estimates_z_once_from_the_first_batch():
     method = make(loss="nce", negatives=16, proximal=0.0)
     losses, zs = [], []
     for step, indices in enumerate([np.arange(8), np.arange(8, 16)]):
-        bank = method.bank.bank.clone().double().numpy()
+        bank = method.bank().bank.clone().double().numpy()
         batch = batch_of(method, indices)
         out = method.training_step(batch)
         q = embeddings(method, batch)
-        noise = bank[method.bank.sample(16, step=step, seed=0).numpy()]
+        noise = bank[method.bank().sample(16, step=step, seed=0).numpy()]
         if step == 0:
             zs.append(64 * float(np.mean(np.exp(q @ noise.T / 0.07))))  # eq. 8
         losses.append((out["loss"].item(), numpy_nce(q, bank[indices], noise, zs[0], 64, 0.07)))
@@ -150,7 +150,7 @@ def test_knn_predict_votes_with_the_bank_rows():
     method = make()
     rng = np.random.default_rng(3)
     with torch.no_grad():
-        method.bank.bank.copy_(torch.tensor(unit(rng.normal(size=(64, 128))), dtype=torch.float32))
+        method.bank().bank.copy_(torch.tensor(unit(rng.normal(size=(64, 128))), dtype=torch.float32))
     labels = rng.integers(0, 5, 64)
     method.bind_dataset(64, labels)  # same size: keeps the bank, takes the labels
     test_images = DIGITS[:10]
@@ -160,7 +160,7 @@ def test_knn_predict_votes_with_the_bank_rows():
 
         test = method.embed(images_to_tensor(test_images)).double().numpy()
         method.train()
-    expected = numpy_knn(method.bank.bank.double().numpy(), labels, test, 7, 0.07)
+    expected = numpy_knn(method.bank().bank.double().numpy(), labels, test, 7, 0.07)
     np.testing.assert_array_equal(method.knn_predict(test_images, k=7).numpy(), expected)
     np.testing.assert_array_equal(method.knn_predict(test_images, labels, k=7).numpy(), expected)
     with pytest.raises(ValueError, match="labels"):
@@ -251,7 +251,7 @@ def test_local_aggregation_loss_matches_the_paper():
 def test_local_aggregation_clusters_the_bank_then_aggregates():
     method = make("local_aggregation", background=20, clusters=5)
     assert method.cluster_labels.shape == (3, 64) and int(method.clustered_at) == -1
-    bank = method.bank.bank.clone()
+    bank = method.bank().bank.clone()
     indices = np.arange(16, 32)
     batch = batch_of(method, indices)
     out = method.training_step(batch)
@@ -297,13 +297,13 @@ def test_a_few_steps_reduce_the_loss(name: str, options: dict, fixed_bank: bool)
     # of this batch, and its learning is checked against a fixed bank
     method = make(name, **options)
     batch = batch_of(method, np.arange(32))
-    bank = method.bank.bank.clone()
+    bank = method.bank().bank.clone()
     optimizer = torch.optim.SGD(method.parameters(), lr=0.05, momentum=0.9)
     losses = []
     for step in range(15):
         loss = method.training_step(batch)["loss"]
         if fixed_bank:
-            method.bank.bank.copy_(bank)
+            method.bank().bank.copy_(bank)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -347,8 +347,8 @@ def test_state_survives_a_checkpoint_and_resume_continues_identically(tmp_path: 
         assert torch.equal(resumed.state_dict()[key], value), key
     restored = make(name, size=None, **options)
     restored.load_state_dict(torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"])
-    assert restored.bank is not None and len(restored.bank) == 48
-    assert torch.equal(restored.bank.bank, straight.bank.bank)
+    assert len(restored.bank()) == 48
+    assert torch.equal(restored.bank().bank, straight.bank().bank)
     assert int(restored.steps) == 4
     if name == "local_aggregation":
         assert torch.equal(restored.cluster_labels, straight.cluster_labels)
@@ -363,8 +363,8 @@ def test_train_then_load_and_export_from_the_command_line(tmp_path: Path, capsys
     assert cli.main([*args, "--option", "loss=nce", "--option", "negatives=64"]) == 0
     method = cli._load_method(str(run / "checkpoint.pt"))
     state = torch.load(run / "checkpoint.pt", weights_only=False)
-    assert isinstance(method, InstDisc) and method.loss == "nce" and len(method.bank) == state["metadata"]["dataset_size"]
-    assert torch.equal(method.bank.bank, state["model"]["bank.bank"])
+    assert isinstance(method, InstDisc) and method.loss == "nce" and len(method.bank()) == state["metadata"]["dataset_size"]
+    assert torch.equal(method.bank().bank, state["model"]["banks.embedding.bank"])
     assert float(method.nce_normalizer) > 0 and int(method.steps) == 2
     assert cli.main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "backbone.pt")]) == 0
     assert set(torch.load(tmp_path / "backbone.pt")) == {k[len("backbone.") :] for k in state["model"] if k.startswith("backbone.")}
@@ -382,7 +382,7 @@ def test_training_is_deterministic_given_the_seed():
             optimizer.step()
             method.on_step_end(step + 1, 3)
             losses.append(loss.item())
-        return losses, method.bank.bank.clone()
+        return losses, method.bank().bank.clone()
 
     (a, bank_a), (b, bank_b) = run(), run()
     assert a == b and torch.equal(bank_a, bank_b)

@@ -148,7 +148,7 @@ def test_cmc_banks_survive_a_checkpoint_and_resume_exactly(tmp_path: Path):
     restored = cmc()
     restored.bind_dataset(len(COLOURED))
     restored.load_state_dict(state["model"])
-    assert int(restored.sample_step) == 2 and state["step"] == 2
+    assert int(restored.steps) == 2 and state["step"] == 2
     fresh = cmc()
     fresh.bind_dataset(len(COLOURED))
     assert not torch.equal(restored.bank("ab").bank, fresh.bank("ab").bank)
@@ -197,7 +197,10 @@ def test_pirl_bank_survives_a_checkpoint(tmp_path: Path):
     assert not torch.equal(restored.bank("image").bank, m.bank("image").bank)
     restored.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"])
     torch.testing.assert_close(restored.bank("image").bank, m.bank("image").bank, rtol=0, atol=0)
-    assert int(restored.sample_step) == 2
+    assert int(restored.steps) == 2
+    unbound = pirl()  # load_state_dict binds to the checkpoint's bank size first
+    unbound.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"])
+    torch.testing.assert_close(unbound.bank("image").bank, m.bank("image").bank, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------- learning and options

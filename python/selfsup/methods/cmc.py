@@ -52,7 +52,7 @@ from torch import nn
 
 import selfsup.ops as ops
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.bank_contrast import BankContrast
+from selfsup.methods.banked import BankedEmbedding
 from selfsup.methods.lightness import input_channels, lightness_to_tensor
 from selfsup.transforms import Compose, MultiView, Normalize, RandomHorizontalFlip, RandomResizedCrop
 
@@ -135,11 +135,12 @@ def view_names(views: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-class CMC(BankContrast):
+class CMC(BankedEmbedding):
     """``make_batch``: N RGB uint8 images → one entry per view (``"L" (N, 1, S, S)``, ``"ab" (N,
     2, S, S)``, ``"gradient" (N, 1, S, S)``) of the same crop, and ``indices (N,)``.
     ``training_step`` returns the full-graph loss and the mean cosine between each view's embedding
     and the other views' bank rows of the same image (``positive_cosine``).
+    Buffers saved in checkpoints: ``banks.<view>.bank (n, embedding_dim)`` per view and ``steps``.
 
     Args:
         backbone: the L encoder, an ``nn.Module`` with integer ``out_dim`` whose first convolution
@@ -155,7 +156,7 @@ class CMC(BankContrast):
     Raises:
         ValueError: bad ``views`` (see :func:`view_names`); a backbone whose first convolution does
             not take 1 channel; ``crop_scale`` not within (0, 1]; the options of
-            :class:`~selfsup.methods.bank_contrast.BankContrast`.
+            :class:`~selfsup.methods.banked.BankedEmbedding`.
 
     Example:
         >>> import numpy as np

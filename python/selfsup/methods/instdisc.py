@@ -1,6 +1,6 @@
 """Instance discrimination with a memory bank (Wu, Xiong, Yu & Lin 2018, "Unsupervised Feature
-Learning via Non-Parametric Instance Discrimination", arXiv:1805.01978), and the base shared by the
-methods that keep one embedding per training image (:class:`BankEmbedding`).
+Learning via Non-Parametric Instance Discrimination", arXiv:1805.01978), on the memory-bank base
+:class:`selfsup.methods.banked.BankedEmbedding` it shares with Local Aggregation, CMC and PIRL.
 
 Every image x_i is its own class. The backbone and a linear layer map one augmented view to an
 ℓ2-normalised embedding v = f_θ(x) ∈ ℝ¹²⁸; a memory bank V = {v_j} holds one row per training
@@ -30,15 +30,14 @@ and Z is averaged over ranks; the loss is per sample, so DDP's gradient averagin
 process on the global batch. Scaled down: ResNet-50 + 128-d embedding on ImageNet (n = 1.28 M) in
 the paper; here any backbone with ``out_dim`` and the dataset the trainer binds.
 
-Weighted kNN over the bank (§3.4): :meth:`BankEmbedding.knn_predict` embeds test images and lets
+Weighted kNN over the bank (§3.4): :meth:`InstDisc.knn_predict` embeds test images and lets
 their k = 200 most similar bank rows vote with weight exp(s/τ) (:func:`selfsup.eval.knn.knn_predict`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -48,11 +47,13 @@ from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.methods.base import images_to_tensor
-from selfsup.methods.joint import JointEmbedding, check_positive
+from selfsup.methods.banked import BankedEmbedding
 from selfsup.methods.memory_bank import MemoryBank
 from selfsup.transforms import MultiView, Normalize, instdisc
 
 LOSSES = ("softmax", "nce")
+BANK = "embedding"
+"""The name of the one bank (state key ``banks.embedding.bank``)."""
 
 
 def instance_softmax_loss(q: torch.Tensor, positives: torch.Tensor, bank: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -92,125 +93,21 @@ def estimate_normalizer(q: torch.Tensor, noise: torch.Tensor, size: int, tempera
     return float(mean) * size
 
 
-class BankEmbedding(JointEmbedding):
-    """Backbone + linear embedding, ℓ2-normalised, and a :class:`MemoryBank` of one row per
-    training image, allocated by :meth:`bind_dataset`. ``make_batch`` adds the dataset ``indices``
-    to the views; :meth:`objective` is the subclass's loss, computed before the batch's rows move
-    toward their new embeddings (momentum ``bank_momentum``). Buffers: the bank, ``steps`` (optimizer
-    steps done, which seeds the negatives)."""
-
-    views: ClassVar[tuple[str, ...]] = ("views", "indices")
-    bank: MemoryBank | None
-    steps: torch.Tensor
-
-    def __init__(
-        self,
-        backbone: nn.Module,
-        temperature: float = 0.07,
-        bank_momentum: float = 0.5,
-        embedding_dim: int = 128,
-        seed: int = 0,
-        image_size: int | None = None,
-    ) -> None:
-        super().__init__(backbone, image_size=image_size, blur=False)
-        check_positive(temperature=temperature, embedding_dim=embedding_dim)
-        if not 0.0 <= bank_momentum < 1.0:
-            raise ValueError(f"bank_momentum: expected a value in [0, 1), got {bank_momentum}")
-        self.temperature = float(temperature)
-        self.bank_momentum = float(bank_momentum)
-        self.embedding_dim = int(embedding_dim)
-        self.seed = int(seed)
-        self.embedding = nn.Linear(self.feature_dim, self.embedding_dim)
-        self.bank = None
-        self.labels: torch.Tensor | None = None
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-
-    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
-        return instdisc(size, normalize=normalize)
-
-    def bind_dataset(self, size: int, labels: npt.NDArray[np.int64] | None = None) -> None:
-        """Allocates the bank (``size`` rows, random unit vectors from ``seed``); binding again to
-        the same size keeps the bank. ``labels`` are kept for :meth:`knn_predict`."""
-        if self.bank is None or len(self.bank) != size:
-            self.bank = MemoryBank(size, self.embedding_dim, seed=self.seed).to(self.embedding.weight.device)
-        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """Binds to the checkpoint's bank size first when :meth:`bind_dataset` has not been called."""
-        if self.bank is None and "bank.bank" in state_dict:
-            self.bind_dataset(int(state_dict["bank.bank"].shape[0]))
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-    def bound_bank(self) -> MemoryBank:
-        if self.bank is None:
-            raise RuntimeError(f"{self.name}: call bind_dataset(size) before training: the memory bank holds one row per training image")
-        return self.bank
-
-    def make_batch(
-        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
-    ) -> dict[str, torch.Tensor]:
-        batch = super().make_batch(images, seed=seed, epoch=epoch, indices=indices, device=device)
-        batch["indices"] = torch.from_numpy(np.asarray(indices, dtype=np.int64)).to(device)
-        return batch
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, S, S)`` → ℓ2-normalised embeddings ``(N, embedding_dim)``."""
-        return F.normalize(self.embedding(self.backbone(images)), dim=1)
-
-    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        bank = self.bound_bank()
-        if "indices" not in batch:
-            raise ValueError("batch: expected 'indices' (dataset indices of the images), as make_batch returns them")
-        indices = batch["indices"].to(bank.bank.device)
-        q = self.embed(batch["views"][0])
-        out = self.objective(q, indices, bank)
-        bank.update(indices, q.detach(), self.bank_momentum)
-        return out
-
-    def objective(self, q: torch.Tensor, indices: torch.Tensor, bank: MemoryBank) -> dict[str, torch.Tensor]:
-        raise NotImplementedError(f"{type(self).__name__} must implement objective")
-
-    def on_step_end(self, step: int, total_steps: int) -> None:
-        self.steps.fill_(step)
-
-    @torch.no_grad()
-    def knn_predict(
-        self, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64] | torch.Tensor | None = None, *,
-        k: int = 200, temperature: float = 0.07, batch_size: int = 256,
-    ) -> torch.Tensor:  # fmt: skip
-        """Weighted kNN (§3.4: k = 200, τ = 0.07) of uint8 ``images (M, H, W, 3)``: their
-        embeddings (eval mode) against the bank rows, labelled by ``labels (n,)`` (default: the
-        labels given to :meth:`bind_dataset`). Returns class predictions ``(M,)``.
-
-        Raises:
-            RuntimeError: no bank yet. ValueError: no labels, or not one per bank row.
-        """
-        from selfsup.eval.knn import knn_predict
-
-        bank = self.bound_bank()
-        targets = self.labels if labels is None else torch.as_tensor(labels, dtype=torch.long)
-        if targets is None or targets.shape != (len(bank),):
-            raise ValueError(f"labels: expected one label per bank row ({len(bank)}), got {None if targets is None else tuple(targets.shape)}")
-        was_training = self.training
-        self.eval()
-        try:
-            device = self.embedding.weight.device
-            embeddings = torch.cat([self.embed(images_to_tensor(images[i : i + batch_size], device)) for i in range(0, len(images), batch_size)])
-        finally:
-            self.train(was_training)
-        return knn_predict(bank.bank, targets.to(bank.bank.device), embeddings, k=k, temperature=temperature)
-
-
-class InstDisc(BankEmbedding):
+class InstDisc(BankedEmbedding):
     """Args: ``backbone``; ``loss`` ``"softmax"`` (eq. 2 over the whole bank) or ``"nce"``;
     ``negatives`` m of NCE (clipped to the bank size); ``temperature`` τ; ``proximal`` λ;
     ``bank_momentum``; ``embedding_dim``; ``seed`` (bank initialisation and noise draws);
     ``image_size`` of the views (default: the input's).
 
+    Backbone + linear embedding, ℓ2-normalised, and one :class:`MemoryBank` (``bank()``, named
+    ``"embedding"``) of one row per training image, allocated by :meth:`bind_dataset`.
+    :meth:`objective` is the loss, computed before the batch's rows move toward their new
+    embeddings (momentum ``bank_momentum``).
+
     Shapes: ``make_batch`` gives ``views (1, N, 3, S, S)`` and ``indices (N,)``; ``training_step``
     returns ``loss`` (instance loss + λ·proximal), ``instance_loss`` and ``proximal``. Buffers
-    saved in checkpoints: ``bank.bank (n, 128)``, ``steps`` and ``nce_normalizer`` (Z; −1 until
-    estimated).
+    saved in checkpoints: ``banks.embedding.bank (n, 128)``, ``steps`` (optimizer steps done, which
+    seed the noise draws) and ``nce_normalizer`` (Z; −1 until estimated).
 
     Raises:
         ValueError: unknown ``loss``; ``negatives`` < 1; ``temperature``/``embedding_dim`` ≤ 0;
@@ -226,6 +123,7 @@ class InstDisc(BankEmbedding):
     """
 
     name: ClassVar[str] = "instdisc"
+    views: ClassVar[tuple[str, ...]] = ("views", "indices")
     nce_normalizer: torch.Tensor
 
     def __init__(
@@ -240,18 +138,44 @@ class InstDisc(BankEmbedding):
         seed: int = 0,
         image_size: int | None = None,
     ) -> None:
-        super().__init__(backbone, temperature=temperature, bank_momentum=bank_momentum, embedding_dim=embedding_dim, seed=seed, image_size=image_size)
+        super().__init__(
+            backbone, (BANK,), embedding_dim, negatives, temperature, bank_momentum, seed=seed, image_size=image_size, blur=False
+        )
         if loss not in LOSSES:
             raise ValueError(f"loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
-        check_positive(negatives=negatives)
         if not proximal >= 0:
             raise ValueError(f"proximal: expected >= 0, got {proximal}")
         self.loss = loss
-        self.negatives = int(negatives)
         self.proximal = float(proximal)
+        self.embedding = nn.Linear(self.feature_dim, self.embedding_dim)
+        self.labels: torch.Tensor | None = None
         self.register_buffer("nce_normalizer", torch.tensor(-1.0))
 
+    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+        return instdisc(size, normalize=normalize)
+
+    def bind_dataset(self, size: int, labels: npt.NDArray[np.int64] | None = None) -> None:
+        """Allocates the bank (``size`` rows, random unit vectors from ``seed``); binding again to
+        the same size keeps the bank. ``labels`` are kept for :meth:`knn_predict`."""
+        super().bind_dataset(size, labels)
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` → ℓ2-normalised embeddings ``(N, embedding_dim)``."""
+        return F.normalize(self.embedding(self.backbone(images)), dim=1)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        bank = self.bank()
+        if "indices" not in batch:
+            raise ValueError("batch: expected 'indices' (dataset indices of the images), as make_batch returns them")
+        indices = batch["indices"].to(bank.bank.device)
+        q = self.embed(batch["views"][0])
+        out = self.objective(q, indices, bank)
+        self.update_bank(BANK, indices, q)
+        return out
+
     def objective(self, q: torch.Tensor, indices: torch.Tensor, bank: MemoryBank) -> dict[str, torch.Tensor]:
+        """The loss of embeddings ``q (N, D)`` of samples ``indices``, before their rows move."""
         return self.instance_discrimination(q, indices, bank)
 
     def instance_discrimination(self, q: torch.Tensor, indices: torch.Tensor, bank: MemoryBank) -> dict[str, torch.Tensor]:
@@ -266,6 +190,35 @@ class InstDisc(BankEmbedding):
             instance = nce_loss(q, positives, noise, float(self.nce_normalizer), len(bank), self.temperature)
         proximal = ((q - positives) ** 2).sum(1).mean()
         return {"loss": instance + self.proximal * proximal, "instance_loss": instance.detach(), "proximal": proximal.detach()}
+
+
+    @torch.no_grad()
+    def knn_predict(
+        self, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64] | torch.Tensor | None = None, *,
+        k: int = 200, temperature: float = 0.07, batch_size: int = 256,
+    ) -> torch.Tensor:  # fmt: skip
+        """Weighted kNN (§3.4: k = 200, τ = 0.07) of uint8 ``images (M, H, W, 3)``: their
+        embeddings (eval mode) against the bank rows, labelled by ``labels (n,)`` (default: the
+        labels given to :meth:`bind_dataset`). Returns class predictions ``(M,)``.
+
+        Raises:
+            RuntimeError: no bank yet. ValueError: no labels, or not one per bank row.
+        """
+        from selfsup.eval.knn import knn_predict
+
+        bank = self.bank()
+        targets = self.labels if labels is None else torch.as_tensor(labels, dtype=torch.long)
+        if targets is None or targets.shape != (len(bank),):
+            raise ValueError(f"labels: expected one label per bank row ({len(bank)}), got {None if targets is None else tuple(targets.shape)}")
+        was_training = self.training
+        self.eval()
+        try:
+            device = self.embedding.weight.device
+            embeddings = torch.cat([self.embed(images_to_tensor(images[i : i + batch_size], device)) for i in range(0, len(images), batch_size)])
+        finally:
+            self.train(was_training)
+        return knn_predict(bank.bank, targets.to(bank.bank.device), embeddings, k=k, temperature=temperature)
+
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 Visual Embeddings", arXiv:1903.12355).
 
 The embedding v_i = f_θ(x_i) (ℓ2-normalised, 128-d) and the memory bank are InstDisc's
-(:class:`selfsup.methods.instdisc.BankEmbedding`). For every sample:
+(:class:`selfsup.methods.instdisc.InstDisc`). For every sample:
 
 * background neighbours B_i: the k bank rows most similar to v_i (k = 4096, clipped to the bank);
 * close neighbours C_i: every sample that shares a cluster with i in at least one of H k-means

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.bank_contrast import BankContrast
+from selfsup.methods.banked import BankedEmbedding
 from selfsup.methods.base import images_to_tensor
 from selfsup.pretext.jigsaw import Jigsaw
 from selfsup.transforms import MultiView, Normalize, mocov2
@@ -49,10 +49,11 @@ TILE_STREAM = 1
 """Added to the batch seed for the jigsaw draws, a stream apart from the image view's."""
 
 
-class PIRL(BankContrast):
+class PIRL(BankedEmbedding):
     """``make_batch``: N RGB uint8 images → ``image (N, 3, S, S)``, ``tiles (N·T, 3, P, P)`` (the
     T = grid² shuffled tiles of each image, consecutive) and ``indices (N,)``. ``training_step``
     returns the mixed loss and its two terms (``jigsaw_nce``, ``image_nce``).
+    Buffers saved in checkpoints: ``banks.image.bank (n, embedding_dim)`` and ``steps``.
 
     Args:
         backbone: an ``nn.Module`` with integer ``out_dim`` (RGB input).
@@ -68,7 +69,7 @@ class PIRL(BankContrast):
 
     Raises:
         ValueError: ``jigsaw_weight`` outside [0, 1]; ``permutations`` < 1; the options of
-            :class:`~selfsup.methods.bank_contrast.BankContrast`; a grid that does not fit the
+            :class:`~selfsup.methods.banked.BankedEmbedding`; a grid that does not fit the
             images (at make_batch).
 
     Example:
