@@ -12,11 +12,26 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = textwrap.dedent(
+PREAMBLE = textwrap.dedent(
     """
     import sys, numpy as np, torch
     from torch import nn
     torch.set_num_threads(1)
+
+    class NoBatchStats(nn.Module):
+        # conv features without BatchNorm: per-sample losses, so sharding is exact
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
+            self.out_dim = 16
+        def forward(self, x):
+            return self.net(x).mean(dim=(2, 3))
+    """
+)
+"""What every training script starts with: one torch thread and a backbone without batch statistics."""
+
+SCRIPT = PREAMBLE + textwrap.dedent(
+    """
     from selfsup.methods.rotnet import RotNet
     from selfsup.methods.simclr import SimCLR
     from selfsup.methods.moco import MoCo
@@ -27,15 +42,6 @@ SCRIPT = textwrap.dedent(
     from selfsup.methods.supcon import SupCon
     from selfsup.methods.cmc import CMC
     from selfsup.train import TrainConfig, Trainer
-
-    class NoBatchStats(nn.Module):
-        # conv features without BatchNorm: per-sample losses, so sharding is exact
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
-            self.out_dim = 16
-        def forward(self, x):
-            return self.net(x).mean(dim=(2, 3))
 
     torch.manual_seed(0)
     if sys.argv[2] == "rotnet":
@@ -111,21 +117,10 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
     assert (tmp_path / "two" / "metrics.rank1.jsonl").exists()
 
 
-JOINT_SCRIPT = textwrap.dedent(
+JOINT_SCRIPT = PREAMBLE + textwrap.dedent(
     """
-    import sys, numpy as np, torch
-    from torch import nn
-    torch.set_num_threads(1)
     from selfsup import plugins
     from selfsup.train import TrainConfig, Trainer
-
-    class NoBatchStats(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
-            self.out_dim = 16
-        def forward(self, x):
-            return self.net(x).mean(dim=(2, 3))
 
     # the heads keep their BatchNorm: sync_bn makes its statistics those of the global batch
     OPTIONS = {

@@ -18,6 +18,7 @@ from selfsup.methods.mae import MAE, masked_count, random_masking
 from selfsup.models import small_resnet
 from selfsup.models.vit import ViT, patchify, sincos_position_embedding, unpatchify
 from selfsup.train import TrainConfig, Trainer
+from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train.images[:64]
 TINY = {"image_size": 16, "patch_size": 4, "dim": 32, "depth": 1, "heads": 2}
@@ -152,13 +153,7 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
     m = tiny_mae()
     batch = m.make_batch(DIGITS[:32], seed=0, epoch=0, indices=np.arange(32))
     optimizer = torch.optim.AdamW(m.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        loss = m.training_step(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fixed_batch_losses(m, batch, optimizer, 25, end_of_step=False)
     assert losses[-1] < 0.7 * losses[0], losses
 
 

@@ -19,6 +19,7 @@ from selfsup.methods.kmeans import kmeans
 from selfsup.methods.local_aggregation import LocalAggregation, local_aggregation_loss
 from selfsup.train import TrainConfig, Trainer
 from selfsup.transforms import instdisc
+from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train.images[:64, ::2, ::2].copy()  # 16 px
 
@@ -299,16 +300,8 @@ def test_a_few_steps_reduce_the_loss(name: str, options: dict, fixed_bank: bool)
     batch = batch_of(method, np.arange(32))
     bank = method.bank().bank.clone()
     optimizer = torch.optim.SGD(method.parameters(), lr=0.05, momentum=0.9)
-    losses = []
-    for step in range(15):
-        loss = method.training_step(batch)["loss"]
-        if fixed_bank:
-            method.bank().bank.copy_(bank)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        method.on_step_end(step + 1, 15)
-        losses.append(loss.item())
+    hold_bank = (lambda: method.bank().bank.copy_(bank)) if fixed_bank else None
+    losses = fixed_batch_losses(method, batch, optimizer, 15, after_loss=hold_bank)
     assert losses[-1] < losses[0] - 0.1 * abs(losses[0]) - 0.02, losses
 
 

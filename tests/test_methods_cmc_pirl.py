@@ -18,6 +18,7 @@ from selfsup.methods.cmc import CMC, view_encoder
 from selfsup.methods.pirl import PIRL
 from selfsup.models import small_resnet
 from selfsup.train import TrainConfig, Trainer
+from conftest import fixed_batch_losses
 
 DIGITS = load_digits(size=16).train.images[:32]
 TINTS = np.random.default_rng(0).integers(40, 256, (len(DIGITS), 1, 1, 3))
@@ -213,14 +214,7 @@ def test_a_few_steps_reduce_the_loss(make, images):  # type: ignore[no-untyped-d
     m.bind_dataset(len(images))
     batch = m.make_batch(images, seed=1, epoch=0, indices=np.arange(len(images)))
     optimizer = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
-    losses = []
-    for step in range(10):
-        loss = m.training_step(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        m.on_step_end(step + 1, 10)
-        losses.append(loss.item())
+    losses = fixed_batch_losses(m, batch, optimizer, 10)
     assert losses[-1] < 0.8 * losses[0], losses
 
 

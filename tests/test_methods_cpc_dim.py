@@ -20,6 +20,7 @@ from selfsup.methods.cpc import CPC, CausalConv2d
 from selfsup.methods.infomax import DeepInfoMax, mi_bound, pair_scores
 from selfsup.models import small_resnet
 from selfsup.train import TrainConfig, Trainer
+from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train.images[:64]
 DIGIT_GRID = {"grid": 7, "patch": 8, "stride": 4, "offsets": 3, "context_layers": 2}
@@ -285,13 +286,7 @@ def test_a_few_steps_reduce_the_loss(make, options: dict):
     m = make(**options)
     batch = batch_of(m, 8)
     optimizer = torch.optim.Adam(m.parameters(), lr=2e-3)
-    losses = []
-    for step in range(10):
-        loss = m.training_step(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fixed_batch_losses(m, batch, optimizer, 10, end_of_step=False)
     assert losses[-1] < losses[0] - 0.1 * abs(losses[0]) - 0.02, losses
 
 

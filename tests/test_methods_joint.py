@@ -22,6 +22,7 @@ from selfsup.methods.vicreg import vicreg_terms
 from selfsup.models import small_resnet
 from selfsup.models.batchnorm import SplitBatchNorm
 from selfsup.train import TrainConfig, Trainer
+from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train.images[:96]
 
@@ -246,14 +247,7 @@ def test_dino_student_learns_the_teachers_distribution():
     m = method("dino", out_dim=64, bottleneck_dim=16, local_crops=0)
     optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     batch = batch_of(m, 32)
-    losses = []
-    for _ in range(10):
-        loss = m.training_step(batch)["loss"]
-        m.center.zero_()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fixed_batch_losses(m, batch, optimizer, 10, end_of_step=False, after_loss=lambda: m.center.zero_())
     assert losses[-1] < 0.8 * losses[0], losses
 
 
@@ -391,14 +385,7 @@ def test_a_few_steps_reduce_the_loss(name: str, options: dict):
     m = method(name, **options)
     batch = batch_of(m, 32)
     optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
-    losses = []
-    for step in range(15):
-        loss = m.training_step(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        m.on_step_end(step + 1, 15)
-        losses.append(loss.item())
+    losses = fixed_batch_losses(m, batch, optimizer, 15)
     assert losses[-1] < losses[0] - 0.1 * abs(losses[0]) - 0.02, losses
 
 
@@ -411,15 +398,7 @@ def test_moco_learns_to_find_the_key_among_the_queue(options: dict):
     optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
     batch = batch_of(m, 32)
     queue = m.queue.clone()
-    losses = []
-    for step in range(10):
-        loss = m.training_step(batch)["loss"]
-        m.queue.copy_(queue)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        m.on_step_end(step + 1, 100)
-        losses.append(loss.item())
+    losses = fixed_batch_losses(m, batch, optimizer, 10, total_steps=100, after_loss=lambda: m.queue.copy_(queue))
     assert losses[-1] < 0.7 * losses[0], losses
 
 

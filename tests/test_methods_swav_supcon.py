@@ -19,6 +19,7 @@ from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD
 from selfsup.methods.swav import sinkhorn, swapped_prediction_loss
 from selfsup.models import small_resnet
 from selfsup.train import TrainConfig, Trainer
+from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train
 IMAGES = DIGITS.images[:64]
@@ -206,14 +207,7 @@ def test_a_few_steps_reduce_the_loss():
     m = swav(prototypes=30)
     batch = batch_of(m, 16)
     optimizer = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
-    losses = []
-    for step in range(10):
-        loss = m.training_step(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        m.on_step_end(step + 1, 10)
-        losses.append(loss.item())
+    losses = fixed_batch_losses(m, batch, optimizer, 10)
     assert losses[-1] < losses[0] - 0.1 * abs(losses[0]), losses
 
 
