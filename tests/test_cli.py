@@ -33,6 +33,15 @@ def test_train_export_eval(tmp_path: Path):
     torch.testing.assert_close(backbone.stem[0].weight, state["backbone.stem.0.weight"])
     again = selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "backbone.pt"))
     assert again.returncode == 2 and "--force" in again.stderr
+    # the backbone of a method whose plugin is gone still loads
+    from selfsup.cli import _load_backbone
+    from selfsup.train import load_checkpoint, save_checkpoint
+
+    orphan = load_checkpoint(run / "checkpoint.pt")
+    orphan["method"] = "uninstalled_method"
+    save_checkpoint(orphan, tmp_path / "orphan.pt")
+    loaded, _ = _load_backbone(str(tmp_path / "orphan.pt"))
+    torch.testing.assert_close(loaded.stem[0].weight, state["backbone.stem.0.weight"])
     evaluate = selfsup("eval", "--checkpoint", str(run / "checkpoint.pt"))
     assert evaluate.returncode == 0, evaluate.stderr
     assert "kNN all" in evaluate.stdout

@@ -165,7 +165,11 @@ def _load_backbone(checkpoint: str) -> tuple[Any, dict[str, Any]]:
     if spec is None:
         raise UsageError(f"--checkpoint: {checkpoint} does not say which backbone it trained")
     backbone = plugins.get("backbones", spec["name"])(**spec["options"])
-    prepare = getattr(plugins.get("methods", state["method"]), "prepare_backbone", None) if "method" in state else None
+    try:
+        method_cls = plugins.get("methods", state["method"]) if "method" in state else None
+    except plugins.UnknownNameError:
+        method_cls = None  # the backbone alone still exports without the plugin that trained it
+    prepare = getattr(method_cls, "prepare_backbone", None)
     if prepare is not None:
         backbone = prepare(backbone, **state["metadata"].get("method_options", {}))
     weights = {k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")}
