@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -31,9 +32,22 @@ def init_from_env(backend: str | None = None) -> bool:
     return True
 
 
-def leave_process_group() -> None:
-    """Destroys the default process group if one is active (idempotent)."""
-    if dist.is_available() and dist.is_initialized():
+def leave_process_group(timeout_s: float = 60.0) -> None:
+    """Destroys the default process group if one is active (idempotent), after every rank has
+    arrived here: a rank that tears its group down while another still talks to it (or while rank
+    0's rendezvous store is gone) can abort. The wait is bounded by ``timeout_s`` on gloo (a
+    monitored barrier raises if a rank died); the group is destroyed either way."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_world_size() > 1:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=timeout_s))
+            else:
+                dist.barrier()
+    except RuntimeError:
+        pass  # a rank is gone: nothing left to wait for
+    finally:
         dist.destroy_process_group()
 
 
