@@ -145,28 +145,32 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
 
 
 def gather_global(x: torch.Tensor) -> torch.Tensor:
-    """All ranks' ``x`` (with gradient) in the order of the global batch. The trainer gives rank r
-    the samples r, r + W, r + 2W, … (:func:`selfsup.train.distributed.shard`), so the rank-major
-    gather is interleaved back; outside ``torch.distributed`` it returns ``x``."""
-    from selfsup_kernels.distributed import gather, world
+    """All ranks' ``x`` in the order of the global batch (floating-point ``x`` with gradient,
+    integer ``x`` such as dataset indices without). The trainer gives rank r the samples r, r + W,
+    r + 2W, … (:func:`selfsup.train.distributed.shard`), so the rank-major gather is interleaved
+    back; outside ``torch.distributed`` it returns ``x``."""
+    from selfsup_kernels.distributed import gather, gather_labels, world
 
     _, size = world()
     if size == 1:
         return x
-    gathered, _ = gather(x)
+    gathered = gather(x)[0] if x.is_floating_point() else gather_labels(x)
     return gathered.view(size, x.shape[0], *x.shape[1:]).transpose(0, 1).reshape(size * x.shape[0], *x.shape[1:])
 
 
 @torch.no_grad()
-def ring_write(buffer: torch.Tensor, pointer: torch.Tensor, rows: torch.Tensor) -> int:
+def ring_write(buffer: torch.Tensor, pointer: torch.Tensor, rows: torch.Tensor, filled: torch.Tensor | None = None) -> int:
     """Writes ``rows (B, D)`` over the oldest rows of the ring ``buffer (K, D)``, starting at
     ``pointer`` (a 0-dim long tensor, advanced in place) and wrapping around; with B > K only the
-    newest K rows are kept. Returns how many rows were written."""
+    newest K rows are kept. ``filled`` (a 0-dim long tensor), when given, counts the rows holding
+    written data, up to K. Returns how many rows were written."""
     size = buffer.shape[0]
     rows = rows.detach()[-size:]
     start = int(pointer)
     buffer[(start + torch.arange(rows.shape[0], device=rows.device)) % size] = rows.to(buffer.dtype)
     pointer.fill_((start + int(rows.shape[0])) % size)
+    if filled is not None:
+        filled.fill_(min(int(filled) + int(rows.shape[0]), size))
     return int(rows.shape[0])
 
 

@@ -62,7 +62,6 @@ class MemoryBank(nn.Module):
         """Moves the rows of ``indices (B,)`` toward ``features (B, dim)``; under DDP all ranks'
         rows are gathered first (in global-batch order), so the bank stays identical everywhere."""
         from selfsup.methods.joint import gather_global
-        from selfsup_kernels.distributed import gather_labels
 
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum: expected a value in [0, 1), got {momentum}")
@@ -70,18 +69,11 @@ class MemoryBank(nn.Module):
             raise ValueError(f"features: expected ({indices.shape[0]}, {self.bank.shape[1]}), got {tuple(features.shape)}")
         self.check_indices(indices)
         features = gather_global(features.detach())
-        indices = _interleave(gather_labels(indices.to(self.bank.device)), features.shape[0] // max(indices.shape[0], 1))
+        indices = gather_global(indices.to(self.bank.device))
         new = F.normalize(features.float(), dim=1)
         if momentum:
             new = F.normalize(momentum * self.bank[indices] + (1.0 - momentum) * new, dim=1)
         self.bank[indices] = new.to(self.bank.dtype)
-
-
-def _interleave(rank_major: torch.Tensor, world: int) -> torch.Tensor:
-    """Rank-major gathered ``(W·B,)`` back to global-batch order, like :func:`gather_global`."""
-    if world <= 1:
-        return rank_major
-    return rank_major.view(world, -1).transpose(0, 1).reshape(-1)
 
 
 def bank_info_nce(
