@@ -44,10 +44,6 @@ from selfsup.models.heads import ProjectionHead
 from selfsup.transforms import MultiView, Normalize, mocov1
 
 
-HEAD_LAYERS = {1: 1, 2: 2, 3: 3}
-"""Layers of the projection head by version: linear (v1), 2-layer MLP (v2), 3-layer MLP (v3)."""
-
-
 class MoCo(JointEmbedding):
     """Args: ``version`` 1, 2 or 3; ``queue_size`` K (v1/v2; any size, also larger than the
     dataset or not a multiple of the batch: the queue is a ring); ``temperature`` τ (default 0.07
@@ -107,7 +103,7 @@ class MoCo(JointEmbedding):
         self.shuffle_bn = version < 3 if shuffle_bn is None else bool(shuffle_bn)
         self.bn_splits = int(bn_splits)
         hidden = hidden_dim or 2 * self.feature_dim
-        self.head = ProjectionHead(self.feature_dim, hidden, projection_dim, layers=head_layers or HEAD_LAYERS[version])
+        self.head = ProjectionHead(self.feature_dim, hidden, projection_dim, layers=head_layers or version)  # linear (v1), 2-layer (v2), 3-layer MLP (v3)
         self.predictor = ProjectionHead(projection_dim, hidden, projection_dim) if version == 3 else None
         if self.bn_splits > 1:
             split_batchnorm(self.backbone, self.bn_splits)
@@ -169,8 +165,7 @@ class MoCo(JointEmbedding):
     def enqueue(self, keys: torch.Tensor) -> None:
         """Writes ``keys (B, D)`` over the oldest entries, wrapping around the ring; with B > K
         only the newest K keys are kept."""
-        written = ring_write(self.queue, self.queue_pointer, keys)
-        self.queue_filled.fill_(min(int(self.queue_filled) + written, self.queue.shape[0]))
+        ring_write(self.queue, self.queue_pointer, keys, self.queue_filled)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         m = self.base_momentum if self.version < 3 else momentum_at(self.base_momentum, step, total_steps)

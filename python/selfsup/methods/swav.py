@@ -186,9 +186,7 @@ class SwAV(MultiCrop):
     def enqueue(self, z: torch.Tensor) -> None:
         """Writes the global crops' embeddings ``(2, N, D)`` of every rank over the oldest rows."""
         rows = gather_global(z.transpose(0, 1).contiguous())
-        size = self.queue.shape[0]
-        written = ring_write(self.queue.view(size, -1), self.queue_pointer, rows.flatten(1))
-        self.queue_filled.fill_(min(int(self.queue_filled) + written, size))
+        ring_write(self.queue.view(self.queue.shape[0], -1), self.queue_pointer, rows.flatten(1), self.queue_filled)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         self.steps_done.fill_(step)
