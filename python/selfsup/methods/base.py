@@ -26,6 +26,12 @@ def images_to_tensor(images: npt.NDArray[Any], device: torch.device | str = "cpu
     return tensor.float().contiguous()
 
 
+def batch_generator(seed: int, epoch: int, indices: npt.NDArray[np.int64]) -> torch.Generator:
+    """A torch generator for a batch's noise (latent codes, prior samples), seeded by the run's
+    ``seed``, the ``epoch`` and the batch's first dataset index: the same batch draws the same noise."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch) * 7919 + int(indices[0]))
+
+
 class Method(nn.Module):
     """A self-supervised method: a backbone plus whatever heads and state its objective needs.
 

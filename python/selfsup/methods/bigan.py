@@ -25,7 +25,7 @@ from torch.func import functional_call
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.methods.autoencoder import Decoder
-from selfsup.methods.base import Method, images_to_tensor
+from selfsup.methods.base import Method, batch_generator, images_to_tensor
 
 
 class JointDiscriminator(nn.Module):
@@ -63,8 +63,7 @@ class BiGAN(Method):
     ) -> dict[str, torch.Tensor]:
         if images.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(f"images: expected {self.image_size}x{self.image_size} images, got {images.shape[1]}x{images.shape[2]}")
-        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch) * 7919 + int(indices[0]))
-        noise = torch.randn(len(images), self.latent, generator=generator)
+        noise = torch.randn(len(images), self.latent, generator=batch_generator(seed, epoch, indices))
         return {"images": images_to_tensor(images, device), "noise": noise.to(device)}
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

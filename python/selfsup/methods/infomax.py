@@ -68,7 +68,7 @@ from torch import nn
 from torch.func import functional_call
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import Method, images_to_tensor
+from selfsup.methods.base import Method, batch_generator, images_to_tensor
 
 ESTIMATORS = ("jsd", "infonce", "dv")
 ENCODER_LOSSES = ("minimax", "non_saturating")
@@ -275,8 +275,7 @@ class DeepInfoMax(Method):
         if self.alpha > 0 and images.shape[1:3] != (self.image_size, self.image_size):
             size = f"{images.shape[1]}x{images.shape[2]}"
             raise ValueError(f"images: the global term expects {self.image_size}x{self.image_size} images, got {size}")
-        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch) * 7919 + int(indices[0]))
-        prior = torch.rand(len(images), self.prior_dim, generator=generator)
+        prior = torch.rand(len(images), self.prior_dim, generator=batch_generator(seed, epoch, indices))
         return {"images": images_to_tensor(images, device), "prior": prior.to(device)}
 
     def prior_losses(self, y: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

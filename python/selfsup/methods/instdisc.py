@@ -191,7 +191,6 @@ class InstDisc(BankedEmbedding):
         proximal = ((q - positives) ** 2).sum(1).mean()
         return {"loss": instance + self.proximal * proximal, "instance_loss": instance.detach(), "proximal": proximal.detach()}
 
-
     @torch.no_grad()
     def knn_predict(
         self, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64] | torch.Tensor | None = None, *,
@@ -218,7 +217,6 @@ class InstDisc(BankedEmbedding):
         finally:
             self.train(was_training)
         return knn_predict(bank.bank, targets.to(bank.bank.device), embeddings, k=k, temperature=temperature)
-
 
 
 @hookimpl
