@@ -38,6 +38,18 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+def is_distributed() -> bool:
+    """Whether more than one rank takes part: whether a loss must gather or all-reduce."""
+    return world()[1] > 1
+
+
+def all_reduce(x: torch.Tensor, op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM) -> torch.Tensor:
+    """Reduces ``x`` over ranks in place (no gradient) and returns it; ``x`` itself on one rank."""
+    if is_distributed():
+        dist.all_reduce(x, op=op)
+    return x
+
+
 def gather(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """``(cat over ranks of x, this rank's row offset)``. Every rank must pass the same shape."""
     rank, size = world()

@@ -231,17 +231,16 @@ def compare(
         test = extract_features(backbone, data.test.images)
         return probe_table(train, data.train.labels, test, data.test.labels, shots=config.shots, seeds=config.label_seeds)
 
+    channels = {name: int(getattr(classes[name], "in_channels", 3)) for name in names}
+    baselines = {name: baseline_name(recipe_for(name).backbone, channels[name], recipe_for(name).backbone_options) for name in names}
     report["results"][RANDOM_INIT] = evaluate(make_backbone(config))
     for name in names:
-        recipe, in_channels = recipe_for(name), getattr(classes[name], "in_channels", 3)
-        baseline = baseline_name(recipe.backbone, in_channels, recipe.backbone_options)
-        if baseline not in report["results"]:
-            report["results"][baseline] = evaluate(make_backbone(config, in_channels, recipe.backbone, recipe.backbone_options))
+        recipe = recipe_for(name)
+        if baselines[name] not in report["results"]:
+            report["results"][baselines[name]] = evaluate(make_backbone(config, channels[name], recipe.backbone, recipe.backbone_options))
     load_lazy_imports()
     for name in names:
-        recipe = recipe_for(name)
-        cls = classes[name]
-        in_channels = getattr(cls, "in_channels", 3)
+        recipe, cls, in_channels = recipe_for(name), classes[name], channels[name]
         method = cls(make_backbone(config, in_channels, recipe.backbone, recipe.backbone_options), **recipe.options)
         train_config = TrainConfig(
             steps=config.steps, batch_size=config.batch_size, lr=recipe.lr, weight_decay=config.weight_decay,
@@ -261,7 +260,7 @@ def compare(
             "seconds": seconds, "steps": config.steps, "in_channels": in_channels, "batch_size": config.batch_size, "images_per_s": log[-1]["images_per_s"],
             "first": log[0], "final": log[-1], "optimizer": recipe.optimizer, "lr": recipe.lr, "options": recipe.options,
             "method": method_of(name), "peak_memory_mb": peak.bytes / 2**20, "peak_memory_source": peak.source,
-            "backbone": recipe.backbone, "baseline": baseline_name(recipe.backbone, in_channels, recipe.backbone_options),
+            "backbone": recipe.backbone, "baseline": baselines[name],
         }
         report["results"][name] = table
     out.mkdir(parents=True, exist_ok=True)

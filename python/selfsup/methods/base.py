@@ -14,16 +14,30 @@ CHANNEL_STD = (0.25, 0.25, 0.25)
 
 
 def images_to_tensor(images: npt.NDArray[Any], device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 ``(N, H, W, C)`` (or float tiles) → float32 ``(N, C, H, W)``; uint8 is scaled to [0, 1]
-    and standardised with ``CHANNEL_MEAN``/``CHANNEL_STD``; float input is taken as already standardised."""
+    """uint8 ``(N, H, W, C)`` (or float tiles) → contiguous float32 ``(N, C, H, W)``; uint8 is
+    scaled to [0, 1] and standardised with ``CHANNEL_MEAN``/``CHANNEL_STD``; float input is taken
+    as already standardised. Contiguous, not a channels-last view: torch 2.15's oneDNN convolution
+    backward corrupts the heap on channels-last inputs to narrow layers (4 channels) on CPU."""
     tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     tensor = tensor.movedim(-1, -3)
     if tensor.dtype == torch.uint8:
         channels = tensor.shape[-3]
         mean = torch.tensor(CHANNEL_MEAN[:channels], device=tensor.device).view(-1, 1, 1)
         std = torch.tensor(CHANNEL_STD[:channels], device=tensor.device).view(-1, 1, 1)
-        return (tensor.float() / 255.0 - mean) / std
+        return ((tensor.float() / 255.0 - mean) / std).contiguous()
     return tensor.float().contiguous()
+
+
+def check_labels(labels: npt.ArrayLike, size: int) -> npt.NDArray[np.int64]:
+    """``labels`` as ``int64 (size,)``: one integer class label per training image.
+
+    Raises:
+        ValueError: not ``size`` labels, or not integers.
+    """
+    array = np.asarray(labels)
+    if array.shape != (size,) or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"labels: expected {size} integer class labels, got {array.dtype} {array.shape}")
+    return array.astype(np.int64)
 
 
 def batch_generator(seed: int, epoch: int, indices: npt.NDArray[np.int64]) -> torch.Generator:

@@ -50,9 +50,11 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD, Method, images_to_tensor
+from selfsup.models.batchnorm import swap_modules
 
 DIRECTIONS = ("down", "up", "right", "left")
 NORMS = ("batch", "layer")
@@ -119,12 +121,10 @@ def orient(z: torch.Tensor, direction: str) -> torch.Tensor:
 def layer_norm_everywhere(module: nn.Module) -> nn.Module:
     """Replaces every BatchNorm layer of ``module`` (in place) by ``GroupNorm(1, C)``: layer
     normalisation over channels and positions of each sample, with a per-channel affine map."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            setattr(module, name, nn.GroupNorm(1, child.num_features, eps=child.eps, affine=child.affine))
-        else:
-            layer_norm_everywhere(child)
-    return module
+    return swap_modules(
+        module,
+        lambda layer: nn.GroupNorm(1, layer.num_features, eps=layer.eps, affine=layer.affine) if isinstance(layer, _BatchNorm) else None,
+    )
 
 
 def default_norm(version: int) -> str:
@@ -286,8 +286,9 @@ class CPC(Method):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         from selfsup_kernels import info_nce
+        from selfsup_kernels.distributed import is_distributed
 
-        gather = torch.distributed.is_available() and torch.distributed.is_initialized()
+        gather = is_distributed()
         z = self.encode_patches(batch["patches"])
         totals = [z.new_zeros(()) for _ in range(self.offsets)]
         for direction in self.directions:

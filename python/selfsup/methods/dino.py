@@ -126,11 +126,10 @@ class DINO(MultiCrop):
     @torch.no_grad()
     def update_center(self, teacher: torch.Tensor) -> None:
         """c ← m·c + (1 − m)·mean of the teacher outputs over views and the global batch."""
-        total = teacher.sum(dim=(0, 1))
-        count = torch.tensor(float(teacher.shape[0] * teacher.shape[1]), device=teacher.device)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(total)
-            torch.distributed.all_reduce(count)
+        from selfsup_kernels.distributed import all_reduce
+
+        total = all_reduce(teacher.sum(dim=(0, 1)))
+        count = all_reduce(torch.tensor(float(teacher.shape[0] * teacher.shape[1]), device=teacher.device))
         self.center.mul_(self.center_momentum).add_(total / count, alpha=1.0 - self.center_momentum)
 
     def on_step_end(self, step: int, total_steps: int) -> None:

@@ -83,14 +83,10 @@ def nce_loss(
 @torch.no_grad()
 def estimate_normalizer(q: torch.Tensor, noise: torch.Tensor, size: int, temperature: float) -> float:
     """Z ≈ n·mean over the batch and the noise rows of exp(vⱼᵀf_i/τ) (eq. 8), averaged over ranks."""
-    from selfsup_kernels.distributed import world
+    from selfsup_kernels.distributed import all_reduce, world
 
-    mean = (q.detach().float() @ noise.float().T / temperature).exp().mean()
-    _, ranks = world()
-    if ranks > 1:
-        torch.distributed.all_reduce(mean)
-        mean = mean / ranks
-    return float(mean) * size
+    mean = all_reduce((q.detach().float() @ noise.float().T / temperature).exp().mean())
+    return float(mean) / world()[1] * size
 
 
 class InstDisc(BankedEmbedding):

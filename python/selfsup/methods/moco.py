@@ -147,6 +147,7 @@ class MoCo(JointEmbedding):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         from selfsup_kernels import info_nce
+        from selfsup_kernels.distributed import is_distributed
 
         views = batch["views"]
         q = self.encode(lambda x: self.head(self.backbone(x)), views)
@@ -157,7 +158,7 @@ class MoCo(JointEmbedding):
             return {"loss": loss, "queue_filled": self.queue_filled.float()}
         assert self.predictor is not None
         p = self.encode(self.predictor, q)
-        gather = torch.distributed.is_available() and torch.distributed.is_initialized()
+        gather = is_distributed()
         loss = info_nce(p[0], k[1], temperature=self.temperature, gather=gather) + info_nce(p[1], k[0], temperature=self.temperature, gather=gather)
         return {"loss": 2.0 * self.temperature * loss}
 

@@ -64,11 +64,12 @@ class NNCLR(JointEmbedding):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         from selfsup_kernels import info_nce
+        from selfsup_kernels.distributed import is_distributed
 
         z = F.normalize(self.encode(lambda x: self.projector(self.backbone(x)), batch["views"]), dim=2)
         p = self.encode(self.predictor, z)
         neighbours = [self.nearest_neighbours(z[v].detach()) for v in (0, 1)]
-        gather = torch.distributed.is_available() and torch.distributed.is_initialized()
+        gather = is_distributed()
         loss = 0.5 * (
             info_nce(neighbours[0], p[1], temperature=self.temperature, gather=gather)
             + info_nce(neighbours[1], p[0], temperature=self.temperature, gather=gather)

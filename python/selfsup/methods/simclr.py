@@ -91,8 +91,10 @@ class SimCLR(JointEmbedding):
         return self.encode(lambda x: self.head(self.backbone(x)), views)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        from selfsup_kernels.distributed import is_distributed
+
         z = self.project(batch["views"])
-        gather = torch.distributed.is_available() and torch.distributed.is_initialized()
+        gather = is_distributed()
         return {"loss": self.contrastive_loss(z, batch, gather), "positive_top1": positive_top1(z.detach())}
 
     def contrastive_loss(self, z: torch.Tensor, batch: dict[str, torch.Tensor], gather: bool) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.methods.base import check_labels
 from selfsup.methods.simclr import SimCLR
 
 
@@ -80,10 +81,7 @@ class SupCon(SimCLR):
         """Keeps the class ``labels (size,)``; ``None`` (loading a checkpoint to export or show it)
         leaves the method unable to make training batches."""
         if labels is not None:
-            labels = np.asarray(labels)
-            if labels.shape != (size,) or not np.issubdtype(labels.dtype, np.integer):
-                raise ValueError(f"labels: expected {size} integer class labels, got {labels.dtype} {labels.shape}")
-            self.class_labels = torch.from_numpy(labels.astype(np.int64)).to(next(self.parameters()).device)
+            self.class_labels = torch.from_numpy(check_labels(labels, size)).to(next(self.parameters()).device)
         else:
             self.class_labels = None
 

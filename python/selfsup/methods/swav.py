@@ -207,7 +207,7 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3, s
     Raises:
         ValueError: ε ≤ 0, ``iterations`` < 1, scores not 2-d, ``shared_rows`` outside [0, B].
     """
-    from selfsup_kernels.distributed import world
+    from selfsup_kernels.distributed import all_reduce, world
 
     if not epsilon > 0:
         raise ValueError(f"epsilon: expected > 0, got {epsilon}")
@@ -218,11 +218,6 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3, s
     if not 0 <= shared_rows <= scores.shape[0]:
         raise ValueError(f"shared_rows: expected 0 to {scores.shape[0]}, got {shared_rows}")
     _, ranks = world()
-
-    def all_reduce(x: torch.Tensor, op: torch.distributed.ReduceOp.RedOpType = torch.distributed.ReduceOp.SUM) -> torch.Tensor:
-        if ranks > 1:
-            torch.distributed.all_reduce(x, op=op)
-        return x
 
     def per_prototype(q: torch.Tensor) -> torch.Tensor:
         return all_reduce(q[:, shared_rows:].sum(1, keepdim=True)) + q[:, :shared_rows].sum(1, keepdim=True)

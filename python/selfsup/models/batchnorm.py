@@ -146,22 +146,35 @@ def _running_factor(layer: _BatchNorm) -> float:
     return 1.0 / float(layer.num_batches_tracked) if layer.momentum is None else float(layer.momentum)
 
 
+def swap_modules(module: nn.Module, swap: Callable[[nn.Module], nn.Module | None]) -> nn.Module:
+    """``module`` with every submodule (``module`` itself included) for which ``swap`` returns a
+    replacement replaced by it, in place; the children of a replaced module are not visited."""
+    replacement = swap(module)
+    if replacement is not None:
+        return replacement
+    for name, child in module.named_children():
+        new = swap_modules(child, swap)
+        if new is not child:
+            setattr(module, name, new)
+    return module
+
+
 def replace_batchnorm(module: nn.Module, make: Callable[[_BatchNorm], _BatchNorm]) -> nn.Module:
     """Replaces every plain ``BatchNorm1d/2d/3d`` inside ``module`` (in place; the module itself if
     it is one) by ``make(layer)``, which then takes over the layer's parameters, buffers and mode."""
-    if type(module) in PLAIN_BATCHNORM:
-        assert isinstance(module, _BatchNorm)
-        new = make(module)
-        if module.affine:
-            new.weight, new.bias = module.weight, module.bias
+
+    def take_over(layer: nn.Module) -> nn.Module | None:
+        if type(layer) not in PLAIN_BATCHNORM:
+            return None
+        assert isinstance(layer, _BatchNorm)
+        new = make(layer)
+        if layer.affine:
+            new.weight, new.bias = layer.weight, layer.bias
         for name in ("running_mean", "running_var", "num_batches_tracked"):
-            setattr(new, name, getattr(module, name))
-        return new.train(module.training)
-    for name, child in module.named_children():
-        replacement = replace_batchnorm(child, make)
-        if replacement is not child:
-            setattr(module, name, replacement)
-    return module
+            setattr(new, name, getattr(layer, name))
+        return new.train(layer.training)
+
+    return swap_modules(module, take_over)
 
 
 def split_batchnorm(module: nn.Module, splits: int) -> nn.Module:

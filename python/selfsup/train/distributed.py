@@ -51,12 +51,6 @@ def leave_process_group(timeout_s: float = 60.0) -> None:
         dist.destroy_process_group()
 
 
-def rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def shard(indices: npt.NDArray[np.int64], rank: int, world: int) -> npt.NDArray[np.int64]:
     """This rank's share of a global batch; ranks get equal sizes (the global batch must divide)."""
     if len(indices) % world:

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from selfsup_kernels.distributed import world
 
-from selfsup.methods.base import Method
+from selfsup.methods.base import Method, check_labels
 from selfsup.models.batchnorm import sync_batchnorm
 from selfsup.train.checkpoint import load_checkpoint, save_checkpoint
-from selfsup.train.distributed import init_from_env, rank_and_world, shard
+from selfsup.train.distributed import init_from_env, shard
 from selfsup.train.optim import build_optimizer
 from selfsup.train.schedules import warmup_cosine
 
@@ -87,16 +88,13 @@ class Trainer:
         if images.ndim != 4 or images.dtype != np.uint8 or len(images) == 0:
             raise ValueError(f"images: expected a non-empty uint8 (N, H, W, C) array, got {images.dtype} {images.shape}")
         if labels is not None:
-            labels = np.asarray(labels)
-            if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-                raise ValueError(f"labels: expected {len(images)} integer labels, got {labels.dtype} {labels.shape}")
-            labels = labels.astype(np.int64)
+            labels = check_labels(labels, len(images))
         elif method.uses_labels:
             raise ValueError(f"labels: method {method.name} trains on class labels; pass the dataset's labels")
         method.bind_dataset(len(images), labels)
         self.method = method.to(config.device)
         self.distributed = init_from_env()
-        self.rank, self.world = rank_and_world()
+        self.rank, self.world = world()
         if config.sync_bn and self.distributed:
             sync_batchnorm(self.method, torch.device(config.device).type)
         self.model: torch.nn.Module = (
