@@ -120,6 +120,7 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, method: str):
 JOINT_SCRIPT = PREAMBLE + textwrap.dedent(
     """
     from selfsup import plugins
+    from selfsup.models.vit import ViT
     from selfsup.train import TrainConfig, Trainer
 
     # the heads keep their BatchNorm: sync_bn makes its statistics those of the global batch
@@ -131,12 +132,23 @@ JOINT_SCRIPT = PREAMBLE + textwrap.dedent(
         "moco3": ("moco", {"version": 3, "projection_dim": 8}),
         # Shuffling BatchNorm on, no BatchNorm anywhere: the keys are the unshuffled encoding
         "moco1": ("moco", {"version": 1, "queue_size": 40, "projection_dim": 8}),
+        # nothing gathered: per-sample losses, the global batch's mean through DDP's averaging
+        "simsiam": ("simsiam", {"projection_dim": 8}),
+        # the jigsaw tiles of each image and the bank written with every rank's rows; the same
+        # 32 negatives drawn on every rank
+        "pirl": ("pirl", {"embedding_dim": 8, "negatives": 32, "cell": 4, "patch": 3, "permutations": 10}),
+        # one warm-up step, then k-means of the bank (identical on every rank) before every step
+        "local_aggregation": ("local_aggregation", {"background": 16, "clusters": 4, "cluster_every": 1, "warmup_steps": 1,
+                                                    "embedding_dim": 8}),
+        # masks seeded per sample, whichever rank holds it; LayerNorm only
+        "mae": ("mae", {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}),
     }
+    BACKBONES = {"mae": lambda: ViT(12, 4, 16, 1, 2, 2.0, 3, "cls")}
     images = np.random.default_rng(1).integers(0, 256, (48, 12, 12, 3), dtype=np.uint8)
     for name in sys.argv[2].split(","):
         torch.manual_seed(0)
         registered, options = OPTIONS[name]
-        method = plugins.get("methods", registered)(NoBatchStats(), **options)
+        method = plugins.get("methods", registered)(BACKBONES.get(name, NoBatchStats)(), **options)
         config = TrainConfig(steps=3, batch_size=16, lr=0.1, checkpoint_every=3, log_every=1, progress=False, sync_bn=True)
         trainer = Trainer(method, images, config, sys.argv[1] + "/" + name)
         trainer.fit()
@@ -161,9 +173,10 @@ def launch_two_ranks(script: Path, *args: str) -> None:
 
 
 def test_two_gloo_processes_with_synchronised_batchnorm_match_one_process(tmp_path: Path):
-    """BYOL, Barlow Twins, NNCLR (the support set), DINO (the centre), MoCo v3 with BatchNorm in their
-    heads synchronised, and MoCo v1 with Shuffling BatchNorm: one 2-process run for all of them."""
-    names = ["byol", "barlow_twins", "nnclr", "dino", "moco3", "moco1"]
+    """BYOL, Barlow Twins, NNCLR (the support set), DINO (the centre), MoCo v3 and SimSiam with
+    BatchNorm in their heads synchronised, MoCo v1 with Shuffling BatchNorm, PIRL and Local
+    Aggregation (bank, clusters), MAE: one 2-process run for all of them."""
+    names = ["byol", "barlow_twins", "nnclr", "dino", "moco3", "moco1", "simsiam", "pirl", "local_aggregation", "mae"]
     script = tmp_path / "train.py"
     script.write_text(JOINT_SCRIPT)
     single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), ",".join(names)], capture_output=True, text=True, timeout=300)
@@ -175,9 +188,12 @@ def test_two_gloo_processes_with_synchronised_batchnorm_match_one_process(tmp_pa
         assert one.keys() == two.keys()
         for key in one:
             # float32 sums in another order, through BatchNorm of large activations after lr 0.1 steps
-            torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=f"{name}: {key}")
+            # (NNCLR's running mean drifts by 2·10⁻⁴ relative; a missing gather or all-reduce is off by 10⁻¹)
+            torch.testing.assert_close(two[key], one[key], rtol=1e-3, atol=1e-5, msg=f"{name}: {key}")
     assert "support" in torch.load(tmp_path / "two" / "nnclr" / "final.pt") and "center" in torch.load(tmp_path / "two" / "dino" / "final.pt")
     assert int(torch.load(tmp_path / "two" / "moco1" / "final.pt")["key_batches"]) == 3
+    clustered = torch.load(tmp_path / "two" / "local_aggregation" / "final.pt")
+    assert int(clustered["clustered_at"]) == 2 and int(clustered["cluster_labels"].min()) >= 0
 
 
 SHUFFLE_SCRIPT = textwrap.dedent(
