@@ -171,3 +171,13 @@ def test_every_method_shows_its_predictions(name: str, options: dict, rows: int)
     assert len(shown) == rows
     for row in shown:
         assert row.cells and all(image.dtype == np.uint8 and image.ndim == 3 for image, _ in row.cells)
+
+
+def test_images_become_contiguous_standardised_nchw():
+    images = np.random.default_rng(0).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
+    tensor = images_to_tensor(images)
+    mean, std = 0.5, 0.25  # CHANNEL_MEAN, CHANNEL_STD
+    expected = ((images / 255.0 - mean) / std).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(tensor.numpy(), expected, rtol=1e-5, atol=1e-5)
+    # a channels-last view would reach torch 2.15's faulty oneDNN convolution backward
+    assert tensor.is_contiguous() and tensor.shape == (3, 3, 5, 7)
