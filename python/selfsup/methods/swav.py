@@ -70,7 +70,9 @@ class SwAV(MultiCrop):
 
     Keep K well above D (the paper: 3000 ≫ 128): with K < D an embedding orthogonal to every
     prototype scores them all 0, its code and prediction are uniform and the loss sits at log K
-    with no gradient.
+    with no gradient. With small batches of a young network, whose embeddings are still close
+    together, lower ε (0.01 for batches of 64 digits): at 0.05 the codes start nearly uniform and
+    predicting them collapses the embeddings.
 
     Raises:
         ValueError: ``prototypes`` < 2, τ ≤ 0, ε ≤ 0, fewer than 1 Sinkhorn iteration, negative
