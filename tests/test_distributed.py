@@ -187,9 +187,11 @@ def test_two_gloo_processes_with_synchronised_batchnorm_match_one_process(tmp_pa
         two = torch.load(tmp_path / "two" / name / "final.pt")
         assert one.keys() == two.keys()
         for key in one:
-            # float32 sums in another order, through BatchNorm of large activations after lr 0.1 steps
-            # (NNCLR's running mean drifts by 2·10⁻⁴ relative; a missing gather or all-reduce is off by 10⁻¹)
-            torch.testing.assert_close(two[key], one[key], rtol=1e-3, atol=1e-5, msg=f"{name}: {key}")
+            # float32 sums in another order, through BatchNorm of large activations after lr 0.1 steps;
+            # running statistics accumulate it (NNCLR's running mean drifts by 2·10⁻⁴ relative; a
+            # missing gather or all-reduce is off by 10⁻¹)
+            rtol = 1e-3 if "running_" in key else 1e-4
+            torch.testing.assert_close(two[key], one[key], rtol=rtol, atol=1e-5, msg=f"{name}: {key}")
     assert "support" in torch.load(tmp_path / "two" / "nnclr" / "final.pt") and "center" in torch.load(tmp_path / "two" / "dino" / "final.pt")
     assert int(torch.load(tmp_path / "two" / "moco1" / "final.pt")["key_batches"]) == 3
     clustered = torch.load(tmp_path / "two" / "local_aggregation" / "final.pt")

@@ -242,16 +242,17 @@ def compare(
         test = extract_features(backbone, data.test.images)
         return probe_table(train, data.train.labels, test, data.test.labels, shots=config.shots, seeds=config.label_seeds)
 
+    recipes = {name: recipe_for(name) for name in names}
     channels = {name: int(getattr(classes[name], "in_channels", 3)) for name in names}
-    baselines = {name: baseline_name(recipe_for(name).backbone, channels[name], recipe_for(name).backbone_options) for name in names}
+    baselines = {name: baseline_name(recipes[name].backbone, channels[name], recipes[name].backbone_options) for name in names}
     report["results"][RANDOM_INIT] = evaluate(make_backbone(config))
     for name in names:
-        recipe = recipe_for(name)
+        recipe = recipes[name]
         if baselines[name] not in report["results"]:
             report["results"][baselines[name]] = evaluate(make_backbone(config, channels[name], recipe.backbone, recipe.backbone_options))
     load_lazy_imports()
     for name in names:
-        recipe, cls, in_channels = recipe_for(name), classes[name], channels[name]
+        recipe, cls, in_channels = recipes[name], classes[name], channels[name]
         method = cls(make_backbone(config, in_channels, recipe.backbone, recipe.backbone_options), **recipe.options)
         train_config = TrainConfig(
             steps=config.steps, batch_size=config.batch_size, lr=recipe.lr, weight_decay=config.weight_decay,

@@ -24,7 +24,7 @@ def images_to_tensor(images: npt.NDArray[Any], device: torch.device | str = "cpu
         channels = tensor.shape[-3]
         mean = torch.tensor(CHANNEL_MEAN[:channels], device=tensor.device).view(-1, 1, 1)
         std = torch.tensor(CHANNEL_STD[:channels], device=tensor.device).view(-1, 1, 1)
-        return ((tensor.float() / 255.0 - mean) / std).contiguous()
+        tensor = (tensor.float() / 255.0 - mean) / std
     return tensor.float().contiguous()
 
 
