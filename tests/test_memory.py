@@ -83,3 +83,13 @@ def test_the_table_shows_the_peak_and_rows_name_their_method():
     assert lines[0].endswith("| pretraining s | source images/s | peak MiB |")
     assert lines[-1] == "| mocov1 | 0.800 ± 0.010 | 0.900 | +0.000 | 12 | 50 | 123 |"
     assert lines[2].endswith("|  |  |  |")
+
+
+def test_the_gain_over_random_init_is_paired_by_label_seed():
+    runs = {"random init": [0.70, 0.80, 0.75], "rotnet": [0.72, 0.83, 0.76]}
+    results = {name: {"linear": {"10": {"mean": float(np.mean(r)), "std": float(np.std(r)), "runs": r}}, "knn_all": 0.9} for name, r in runs.items()}
+    results["rotnet"]["pretraining"] = {"seconds": 1.0, "images_per_s": 1.0}
+    row = markdown_table({"config": {"shots": [10]}, "results": results}).splitlines()[-1]
+    differences = np.array(runs["rotnet"]) - np.array(runs["random init"])  # 0.02, 0.03, 0.01
+    assert f"| +{differences.mean():.3f} ± {differences.std():.3f} |" in row
+    assert "| +0.020 ± 0.008 |" in row  # the rows' own spreads (≈ 0.04) would hide this gain

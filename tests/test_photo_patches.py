@@ -61,7 +61,7 @@ def test_compare_runs_on_the_photo_patches(tmp_path: Path) -> None:
 
     config = CompareConfig(steps=1, batch_size=8, width=4, shots=(10,), label_seeds=(0,), warmup_steps=0, dataset="photo_patches")
     report = compare(tmp_path, ["rotnet"], config, progress=False)
-    assert report["dataset"] == {"name": "scikit-image photo patches 32x32, 7 photos", "train": 1344, "test": 504}
+    assert report["dataset"] == {"name": "scikit-image photo patches 32x32, 7 photos", "train": 1344, "test": 504, "test_split": "held-out test"}
     assert set(report["results"]) == {RANDOM_INIT, "rotnet"}
     with pytest.raises(ValueError, match="^dataset:"):
         CompareConfig(dataset="cifar").validate()

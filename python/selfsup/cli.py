@@ -263,7 +263,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from selfsup.eval.compare import CompareConfig, compare, markdown_table, method_of
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    config = CompareConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed, dataset=args.dataset)
+    config = CompareConfig(
+        steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed, dataset=args.dataset, validation=args.validation,
+    )
     for name in methods or []:
         try:
             plugins.get("methods", method_of(name))
@@ -409,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--batch-size", type=_positive, default=32)
     comparison.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")
     comparison.add_argument("--seed", type=int, default=0)
+    comparison.add_argument(
+        "--validation", type=_positive, default=0, metavar="N",
+        help="choose recipes without the held-out split: probe on N training images held out of pretraining instead",
+    )
     comparison.add_argument("--quiet", action="store_true")
     comparison.set_defaults(run=cmd_compare)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from selfsup.data.digits import Digits, Split, Splits, load_digits
+from selfsup.data.digits import Digits, Split, Splits, load_digits, validation_splits
 from selfsup.data.embedded import PHOTO_NAMES, photo_crops, sample_photos, write_photo_folder
 from selfsup.data.folder import IMG_EXTENSIONS, CorruptImageWarning, ImageFolder, Loaded
 from selfsup.data.photo_patches import load_photo_patches
@@ -35,6 +35,7 @@ __all__ = [
     "load_photo_patches",
     "photo_crops",
     "sample_photos",
+    "validation_splits",
     "write_photo_folder",
 ]
 

@@ -59,6 +59,26 @@ def load_digits(size: int = 32, test_size: int = 500) -> Digits:
     return Digits(Split(images[train], labels[train]), Split(images[test], labels[test]))
 
 
+VALIDATION_SEED = 20190325
+
+
+def validation_splits(splits: Splits, size: int) -> Splits:
+    """Splits for choosing recipes and options without the held-out test split (EVALUATION.md):
+    ``size`` training images, drawn by a fixed seeded permutation, become the test split and the
+    rest the training split; the held-out test split is dropped.
+
+    Raises:
+        ValueError: ``size`` outside [1, len(train) − 1].
+    """
+    n = len(splits.train.labels)
+    if not 1 <= size < n:
+        raise ValueError(f"size: expected a validation size of 1 to {n - 1} images, got {size}")
+    order = np.random.default_rng(VALIDATION_SEED).permutation(n)
+    held, kept = np.sort(order[:size]), np.sort(order[size:])
+    train = splits.train
+    return Splits(Split(train.images[kept], train.labels[kept]), Split(train.images[held], train.labels[held]))
+
+
 def digits_train(size: int = 32) -> Split:
     """The training split only (what pretraining may see)."""
     return load_digits(size).train

@@ -9,8 +9,10 @@ over ``label_seeds``) and weighted kNN with all labels. The random-init backbone
 same probe; for colorization, whose backbone sees the L channel only, so does a random-init
 one-channel backbone probed on L, and for every other backbone a recipe names, a random-init one of
 that architecture (:func:`baseline_name`); each method's Δ is taken against the random init of its
-own architecture. Pretraining wall time, images/s and peak memory are
-recorded per method; the peak is what pretraining added to the process
+own architecture, paired by label seed (:func:`paired_delta`). With ``validation=N`` the probe's
+test split is N images held out of the training split instead of the held-out split, for choosing
+recipes (EVALUATION.md: no choice may see the held-out split). Pretraining wall time, images/s
+and peak memory are recorded per method; the peak is what pretraining added to the process
 (:class:`selfsup.train.memory.PeakMemory`: on CPU the resident-memory high-water mark above the
 resident memory before ``fit``, so it includes the data path and every buffer, not only tensors; on
 CUDA the peak of torch's allocations). What a process builds once (the first optimizer's imports,
@@ -31,10 +33,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from selfsup import plugins
-from selfsup.data import Splits, load_digits, load_photo_patches
+from selfsup.data import Splits, load_digits, load_photo_patches, validation_splits
 from selfsup.eval.protocol import extract_features, probe_table, shot_name
 from selfsup.train import TrainConfig, Trainer
 from selfsup.train.memory import PeakMemory
@@ -144,6 +147,12 @@ class CompareConfig:
     label_seeds: tuple[int, ...] = (0, 1, 2)
     weight_decay: float = 1e-4
     warmup_steps: int = 5
+    validation: int = 0
+    """0: probe on the held-out test split (what a report shows). N > 0: hold N seeded training
+    images out as the test split and pretrain and fit probes on the rest
+    (:func:`selfsup.data.validation_splits`), so that choosing recipes and options never sees
+    the held-out split (EVALUATION.md). On ``photo_patches`` such images are patches of the
+    same photograph regions the training patches come from: a ranking aid, not a result."""
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "width"):
@@ -153,6 +162,8 @@ class CompareConfig:
             raise ValueError("shots, label_seeds: expected at least one value each")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps: expected 0 to {self.steps}, got {self.warmup_steps}")
+        if self.validation < 0:
+            raise ValueError(f"validation: expected 0 (the held-out split) or a number of training images, got {self.validation}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}")
 
@@ -230,10 +241,15 @@ def compare(
     out = Path(out_dir)
     description, load = DATASETS[config.dataset]
     data = load()
+    if config.validation:
+        data = validation_splits(data, config.validation)
     report: dict[str, Any] = {
         "config": asdict(config),
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
-        "dataset": {"name": description, "train": len(data.train.labels), "test": len(data.test.labels)},
+        "dataset": {
+            "name": description, "train": len(data.train.labels), "test": len(data.test.labels),
+            "test_split": "validation (held out of the training split)" if config.validation else "held-out test",
+        },
         "results": {},
     }
 
@@ -281,10 +297,23 @@ def compare(
     return report
 
 
+def paired_delta(table: dict[str, Any], baseline: dict[str, Any], shot: str) -> str:
+    """The probe's gain over ``baseline`` at ``shot`` labels per class, paired by label seed: both
+    rows were probed on the same labelled subsets, so the spread of the per-seed differences, not
+    the rows' own spreads, says whether the gain exceeds the choice of labels. ``+0.021 ± 0.012``
+    is their mean and std; without per-seed runs, the difference of the means alone."""
+    ours, theirs = table["linear"][shot], baseline["linear"][shot]
+    if "runs" not in ours or "runs" not in theirs or len(ours["runs"]) != len(theirs["runs"]):
+        return f"{ours['mean'] - theirs['mean']:+.3f}"
+    differences = np.asarray(ours["runs"]) - np.asarray(theirs["runs"])
+    return f"{differences.mean():+.3f} ± {differences.std():.3f}"
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     """The report as a markdown table: linear probe per shot (mean ± std), kNN, the change of the
-    first shot's probe accuracy over the matching random-init row, pretraining time, images/s and
-    peak memory in MiB (what pretraining added to the process; see the module's docstring)."""
+    first shot's probe accuracy over the matching random-init row (:func:`paired_delta`),
+    pretraining time, images/s and peak memory in MiB (what pretraining added to the process; see
+    the module's docstring)."""
     shots = [shot_name(s) for s in report["config"]["shots"]]
     results = report["results"]
     columns = [f"linear probe, {s} labels/class" if s != "all" else "linear probe, all labels" for s in shots]
@@ -294,9 +323,7 @@ def markdown_table(report: dict[str, Any]) -> str:
         cells = [f"{table['linear'][s]['mean']:.3f} ± {table['linear'][s]['std']:.3f}" for s in shots]
         pretraining = table.get("pretraining", {})
         baseline = results.get(pretraining.get("baseline") or baseline_name(in_channels=pretraining.get("in_channels", 3)))
-        delta = "" if "pretraining" not in table or baseline is None else (
-            f"{table['linear'][shots[0]]['mean'] - baseline['linear'][shots[0]]['mean']:+.3f}"
-        )
+        delta = "" if "pretraining" not in table or baseline is None else paired_delta(table, baseline, shots[0])
         timing = table.get("pretraining")
         seconds = f"{timing['seconds']:.0f}" if timing else ""
         rate = f"{timing['images_per_s']:.0f}" if timing else ""
