@@ -28,6 +28,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct integer seeds, got {text!r}")
+    return seeds
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -271,6 +281,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
             plugins.get("methods", method_of(name))
         except plugins.UnknownNameError as error:
             raise UsageError(f"--methods: {error}") from None
+    if args.seeds is not None:
+        from selfsup.eval.seeds import compare_seeds, seeds_table
+
+        summary = compare_seeds(Path(args.out), methods, config, args.seeds, progress=not args.quiet)
+        print(seeds_table(summary))
+        print(f"wrote {Path(args.out) / 'seeds.md'}, {Path(args.out) / 'seeds.json'} and one seed-S folder per seed")
+        return 0
     report = compare(Path(args.out), methods, config, progress=not args.quiet)
     print(markdown_table(report))
     print(f"wrote {Path(args.out) / 'compare.md'} and {Path(args.out) / 'compare.json'}")
@@ -411,6 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--batch-size", type=_positive, default=32)
     comparison.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")
     comparison.add_argument("--seed", type=int, default=0)
+    comparison.add_argument(
+        "--seeds", type=_seed_list, default=None, metavar="S,S,...",
+        help="run the comparison once per pretraining seed and summarise each row's gain across them (overrides --seed)",
+    )
     comparison.add_argument(
         "--validation", type=_positive, default=0, metavar="N",
         help="choose recipes without the held-out split: probe on N training images held out of pretraining instead",

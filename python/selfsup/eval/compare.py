@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from selfsup import plugins
@@ -242,6 +243,8 @@ def compare(
     description, load = DATASETS[config.dataset]
     data = load()
     if config.validation:
+        if config.validation >= len(data.train.labels):
+            raise ValueError(f"validation: expected fewer than the {len(data.train.labels)} training images, got {config.validation}")
         data = validation_splits(data, config.validation)
     report: dict[str, Any] = {
         "config": asdict(config),
@@ -297,15 +300,31 @@ def compare(
     return report
 
 
+def paired_differences(table: dict[str, Any], baseline: dict[str, Any], shot: str) -> npt.NDArray[np.float64]:
+    """Per label seed, the probe accuracy of ``table`` minus that of ``baseline`` at ``shot`` labels
+    per class (both probed on the same labelled subsets); one value, the difference of the means,
+    when either lacks per-seed runs."""
+    ours, theirs = table["linear"][shot], baseline["linear"][shot]
+    if "runs" not in ours or "runs" not in theirs or len(ours["runs"]) != len(theirs["runs"]):
+        return np.array([ours["mean"] - theirs["mean"]])
+    return np.asarray(ours["runs"], dtype=np.float64) - np.asarray(theirs["runs"], dtype=np.float64)
+
+
+def row_baseline(results: dict[str, Any], table: dict[str, Any]) -> dict[str, Any] | None:
+    """The random-init row a pretrained row is compared with, if the report has it."""
+    pretraining = table.get("pretraining", {})
+    found: dict[str, Any] | None = results.get(pretraining.get("baseline") or baseline_name(in_channels=pretraining.get("in_channels", 3)))
+    return found
+
+
 def paired_delta(table: dict[str, Any], baseline: dict[str, Any], shot: str) -> str:
     """The probe's gain over ``baseline`` at ``shot`` labels per class, paired by label seed: both
     rows were probed on the same labelled subsets, so the spread of the per-seed differences, not
     the rows' own spreads, says whether the gain exceeds the choice of labels. ``+0.021 ± 0.012``
     is their mean and std; without per-seed runs, the difference of the means alone."""
-    ours, theirs = table["linear"][shot], baseline["linear"][shot]
-    if "runs" not in ours or "runs" not in theirs or len(ours["runs"]) != len(theirs["runs"]):
-        return f"{ours['mean'] - theirs['mean']:+.3f}"
-    differences = np.asarray(ours["runs"]) - np.asarray(theirs["runs"])
+    differences = paired_differences(table, baseline, shot)
+    if len(differences) == 1:
+        return f"{differences[0]:+.3f}"
     return f"{differences.mean():+.3f} ± {differences.std():.3f}"
 
 
@@ -321,8 +340,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, table in results.items():
         cells = [f"{table['linear'][s]['mean']:.3f} ± {table['linear'][s]['std']:.3f}" for s in shots]
-        pretraining = table.get("pretraining", {})
-        baseline = results.get(pretraining.get("baseline") or baseline_name(in_channels=pretraining.get("in_channels", 3)))
+        baseline = row_baseline(results, table)
         delta = "" if "pretraining" not in table or baseline is None else paired_delta(table, baseline, shots[0])
         timing = table.get("pretraining")
         seconds = f"{timing['seconds']:.0f}" if timing else ""
