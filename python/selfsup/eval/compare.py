@@ -321,7 +321,7 @@ def paired_delta(table: dict[str, Any], baseline: dict[str, Any], shot: str) -> 
     """The probe's gain over ``baseline`` at ``shot`` labels per class, paired by label seed: both
     rows were probed on the same labelled subsets, so the spread of the per-seed differences, not
     the rows' own spreads, says whether the gain exceeds the choice of labels. ``+0.021 ± 0.012``
-    is their mean and std; without per-seed runs, the difference of the means alone."""
+    is their mean and std; with one label seed, or without per-seed runs, the difference alone."""
     differences = paired_differences(table, baseline, shot)
     if len(differences) == 1:
         return f"{differences[0]:+.3f}"
