@@ -311,8 +311,11 @@ def paired_differences(table: dict[str, Any], baseline: dict[str, Any], shot: st
 
 
 def row_baseline(results: dict[str, Any], table: dict[str, Any]) -> dict[str, Any] | None:
-    """The random-init row a pretrained row is compared with, if the report has it."""
-    pretraining = table.get("pretraining", {})
+    """The random-init row a pretrained row is compared with, if the report has it; None for a
+    row that was not pretrained (a random-init row itself)."""
+    pretraining = table.get("pretraining")
+    if pretraining is None:
+        return None
     found: dict[str, Any] | None = results.get(pretraining.get("baseline") or baseline_name(in_channels=pretraining.get("in_channels", 3)))
     return found
 
@@ -341,7 +344,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     for name, table in results.items():
         cells = [f"{table['linear'][s]['mean']:.3f} ± {table['linear'][s]['std']:.3f}" for s in shots]
         baseline = row_baseline(results, table)
-        delta = "" if "pretraining" not in table or baseline is None else paired_delta(table, baseline, shots[0])
+        delta = "" if baseline is None else paired_delta(table, baseline, shots[0])
         timing = table.get("pretraining")
         seconds = f"{timing['seconds']:.0f}" if timing else ""
         rate = f"{timing['images_per_s']:.0f}" if timing else ""

@@ -32,7 +32,7 @@ def seed_gains(report: dict[str, Any]) -> dict[str, float]:
     gains = {}
     for name, table in results.items():
         baseline = row_baseline(results, table)
-        if "pretraining" in table and baseline is not None:
+        if baseline is not None:
             gains[name] = float(paired_differences(table, baseline, shot).mean())
     return gains
 
@@ -74,7 +74,6 @@ def compare_seeds(
     """
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: expected distinct pretraining seeds, got {list(seeds)}")
-    config.validate()
     out = Path(out_dir)
     reports = {seed: compare(out / f"seed-{seed}", methods, dataclasses.replace(config, seed=seed), progress) for seed in seeds}
     summary = summarise_seeds(reports)
