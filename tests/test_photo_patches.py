@@ -65,3 +65,20 @@ def test_compare_runs_on_the_photo_patches(tmp_path: Path) -> None:
     assert set(report["results"]) == {RANDOM_INIT, "rotnet"}
     with pytest.raises(ValueError, match="^dataset:"):
         CompareConfig(dataset="cifar").validate()
+
+
+def test_a_recipe_can_set_an_option_for_one_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from selfsup.eval import compare as harness
+
+    recipe = harness.Recipe({"mask_weight": 1.0, "size": 0.25}, dataset_options={"digits": {"mask_weight": 100.0}})
+    assert recipe.on("digits").options == {"mask_weight": 100.0, "size": 0.25}
+    assert recipe.on("photo_patches").options == {"mask_weight": 1.0, "size": 0.25}
+    assert recipe.on("digits").dataset_options == {}
+    monkeypatch.setitem(harness.RECIPES, "corruption", recipe)
+    config = harness.CompareConfig(steps=1, batch_size=8, width=4, shots=(10,), label_seeds=(0,), warmup_steps=0)
+    for dataset, weight in (("digits", 100.0), ("photo_patches", 1.0)):
+        config.dataset = dataset
+        report = harness.compare(tmp_path / dataset, ["corruption"], config, progress=False)
+        assert report["results"]["corruption"]["pretraining"]["options"]["mask_weight"] == weight
+        first = report["results"]["corruption"]["pretraining"]["first"]
+        assert first["loss"] == pytest.approx(first["loss_what"] + weight * first["loss_where"], rel=1e-5)

@@ -14,7 +14,9 @@ the backbone's features feed two heads:
 
     L = CE(h_what(f(x̃)), k) + mask_weight · (1/G²) Σ_cells BCE(h_where(f(x̃)), m̄)
 
-What is not reproduced: the adversarially trained repair network that makes the paper's artifacts
+``mask_weight`` balances the heads: on the grey digits *what* shapes features worse than random
+ones and a *where*-dominated loss (100×) is what gains; on colour photographs equal weights do
+(docs/pretext_tasks.md). What is not reproduced: the adversarially trained repair network that makes the paper's artifacts
 hard to spot; the corruptions here are fixed (no generator in the loop).
 """
 
