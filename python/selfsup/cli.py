@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint-every", type=_positive, default=50)
     train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                       help="method option, repeatable (e.g. --option cell=10 --option patch=9)")
+                       help="method option, repeatable (e.g. --option cell=10 --option patch=8)")
     train.add_argument("--sync-bn", action="store_true",
                        help="under torchrun, BatchNorm statistics over the global batch (SyncBatchNorm)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")

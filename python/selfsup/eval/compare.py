@@ -69,7 +69,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "rotnet": Recipe(optimizer="sgd", lr=0.05),
-    "jigsaw": Recipe({"cell": 10, "patch": 9, "permutations": 100, "hidden": 512}),
+    "jigsaw": Recipe({"cell": 10, "patch": 8, "permutations": 100, "hidden": 512}),
     "relative_position": Recipe({"patch": 8, "gap": 2, "jitter": 1, "drop_colors": False, "hidden": 512}),
     "autoencoder": Recipe(),
     "denoising_autoencoder": Recipe(),

@@ -26,7 +26,8 @@ from selfsup.pretext.jigsaw import Jigsaw
 class JigsawMethod(Method):
     """``make_batch``: N images → ``tiles (N·T, C, P, P)`` standardised per tile, ``targets (N,)``.
     Defaults are the paper's on 255-px crops (3×3 cells of 85 px, 64-px tiles, 100 permutations);
-    for 32-px digits use e.g. ``cell=10, patch=9``.
+    for 32-px digits use e.g. ``cell=10, patch=8`` (about the paper's tile-to-cell ratio, 64/85: the
+    gap between tiles keeps their borders from giving the order away).
 
     Raises:
         ValueError: fewer than 2 permutations, a grid that does not fit the images (at make_batch).
