@@ -70,7 +70,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "rotnet": Recipe(optimizer="sgd", lr=0.05),
     "jigsaw": Recipe({"cell": 10, "patch": 8, "permutations": 100, "hidden": 512}),
-    "relative_position": Recipe({"patch": 8, "gap": 2, "jitter": 1, "drop_colors": False, "hidden": 512}),
+    "relative_position": Recipe({"patch": 8, "gap": 2, "jitter": 1, "drop_colors": False, "hidden": 512}, optimizer="sgd", lr=0.05),
     "autoencoder": Recipe(),
     "denoising_autoencoder": Recipe(),
     "vae": Recipe(),
@@ -79,10 +79,12 @@ RECIPES: dict[str, Recipe] = {
     "inpainting": Recipe(),
     "corruption": Recipe(dataset_options={"digits": {"mask_weight": 100.0}}),
 }
-"""The pretext methods compared by default, in table order. Spotting artifacts weights its *where*
-term 100× on the digits (``mask_weight``, chosen on the validation split over pretraining seeds 0–2):
-with the paper-like equal weights its *what* head pulls the features below random init there at
-every seed (clean digits all read "none"), while on the photo patches equal weights did best."""
+"""The pretext methods compared by default, in table order. Chosen on the validation split over
+pretraining seeds 0–2 (docs/pretext_tasks.md): relative position trains with RotNet's SGD at 0.05;
+jigsaw cuts 8-px tiles from 10-px cells (near the paper's 64/85); spotting artifacts weights its
+*where* term 100× on the digits (``mask_weight``): with the paper-like equal weights its *what*
+head pulls the features below random init there at every seed (clean digits all read "none"),
+while on the photo patches equal weights did best."""
 
 JOINT_RECIPES: dict[str, Recipe] = {
     "simclr": Recipe(optimizer="sgd", lr=0.3),
