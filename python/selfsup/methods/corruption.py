@@ -16,7 +16,9 @@ the backbone's features feed two heads:
 
 ``mask_weight`` balances the heads: on the grey digits *what* shapes features worse than random
 ones and a *where*-dominated loss (100×) is what gains; on colour photographs equal weights do
-(docs/pretext_tasks.md). What is not reproduced: the adversarially trained repair network that makes the paper's artifacts
+(docs/pretext_tasks.md).
+
+What is not reproduced: the adversarially trained repair network that makes the paper's artifacts
 hard to spot; the corruptions here are fixed (no generator in the loop).
 """
 
