@@ -369,22 +369,24 @@ def test_moco_shuffle_state_survives_a_checkpoint(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "name, options",
+    "name, options, lr",
     [
-        ("moco", {"version": 3, "projection_dim": 16}),
-        ("barlow_twins", {"projection_dim": 32}),
-        ("vicreg", {"projection_dim": 32}),
-        ("simsiam", {"projection_dim": 32}),
-        ("byol", {"projection_dim": 16}),
-        ("nnclr", {"projection_dim": 16, "support_size": 256}),
+        ("moco", {"version": 3, "projection_dim": 16}, 0.05),
+        ("barlow_twins", {"projection_dim": 32}, 0.05),
+        # VICReg's loss is ~40 at init (25·invariance + 25·variance + covariance), ten times the
+        # others', and so are its gradients: at 0.05 the fixed-batch loss oscillates without descending
+        ("vicreg", {"projection_dim": 32}, 0.01),
+        ("simsiam", {"projection_dim": 32}, 0.05),
+        ("byol", {"projection_dim": 16}, 0.05),
+        ("nnclr", {"projection_dim": 16, "support_size": 256}, 0.05),
     ],
 )
-def test_a_few_steps_reduce_the_loss(name: str, options: dict):
+def test_a_few_steps_reduce_the_loss(name: str, options: dict, lr: float):
     # on one fixed batch (fresh augmentations make 16-step losses noisy at this size), with the
     # method's own end-of-step updates (momentum targets, schedules)
     m = method(name, **options)
     batch = batch_of(m, 32)
-    optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+    optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=lr, momentum=0.9)
     losses = fixed_batch_losses(m, batch, optimizer, 15)
     assert losses[-1] < losses[0] - 0.1 * abs(losses[0]) - 0.02, losses
 
