@@ -435,3 +435,17 @@ def test_losses_refuse_a_single_sample():
         barlow_twins_loss(torch.randn(1, 4), torch.randn(1, 4))
     with pytest.raises(ValueError, match="z2: expected the shape of z1"):
         vicreg_terms(torch.randn(4, 4), torch.randn(4, 3))
+
+
+def test_byol_can_take_another_view_recipe():
+    # views of T.mocov2 (what SimSiam and MoCo v2 use), bit for bit, instead of BYOL's asymmetric pair
+    m = method("byol", projection_dim=16, view_recipe="mocov2")
+    batch = batch_of(m, 8)
+    normalize = T.Normalize(mean=CHANNEL_MEAN, std=CHANNEL_STD)
+    expected = T.mocov2(32, normalize=normalize, blur=False)(DIGITS[:8], seed=1, epoch=0, indices=np.arange(8))
+    torch.testing.assert_close(batch["views"], torch.stack(expected), rtol=0, atol=0)
+    default = batch_of(method("byol", projection_dim=16), 8)["views"]
+    byol_views = T.byol(32, normalize=normalize, blur=False)(DIGITS[:8], seed=1, epoch=0, indices=np.arange(8))
+    torch.testing.assert_close(default, torch.stack(byol_views), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="^view_recipe: expected one of simclr, byol, mocov2, got 'dino'"):
+        method("byol", view_recipe="dino")

@@ -26,8 +26,8 @@ from selfsup.models.heads import ProjectionHead
 
 class BYOL(JointEmbedding):
     """Args: ``backbone``; ``projection_dim``/``hidden_dim`` of projector and predictor;
-    ``base_momentum`` τ_base of the target update; ``image_size``, ``blur`` as in
-    :class:`~selfsup.methods.joint.JointEmbedding`."""
+    ``base_momentum`` τ_base of the target update; ``image_size``, ``blur``, ``view_recipe`` (default
+    ``"byol"``) as in :class:`~selfsup.methods.joint.JointEmbedding`."""
 
     name: ClassVar[str] = "byol"
     recipe_name: ClassVar[str] = "byol"
@@ -40,8 +40,9 @@ class BYOL(JointEmbedding):
         base_momentum: float = 0.996,
         image_size: int | None = None,
         blur: bool | None = None,
+        view_recipe: str | None = None,
     ) -> None:
-        super().__init__(backbone, image_size=image_size, blur=blur)
+        super().__init__(backbone, image_size=image_size, blur=blur, view_recipe=view_recipe)
         if not 0.0 <= base_momentum <= 1.0:
             raise ValueError(f"base_momentum: expected a value in [0, 1], got {base_momentum}")
         check_positive(projection_dim=projection_dim)

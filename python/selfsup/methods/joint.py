@@ -25,7 +25,8 @@ RECIPES: dict[str, Callable[..., MultiView]] = {"simclr": simclr, "byol": byol, 
 class JointEmbedding(Method):
     """A method trained on ``V`` augmented views of every image.
 
-    Subclasses set ``recipe_name`` (a key of :data:`RECIPES`) and may override :meth:`recipe`.
+    Subclasses set ``recipe_name`` (a key of :data:`RECIPES`) and may override :meth:`recipe`;
+    ``view_recipe`` names another key for one instance (default: ``recipe_name``).
     ``make_batch`` returns ``views (V, N, 3, S, S)``, normalised like
     :func:`selfsup.methods.base.images_to_tensor` so that probing sees the statistics training saw.
     """
@@ -33,10 +34,15 @@ class JointEmbedding(Method):
     views: ClassVar[tuple[str, ...]] = ("views",)
     recipe_name: ClassVar[str] = "simclr"
 
-    def __init__(self, backbone: nn.Module, image_size: int | None = None, blur: bool | None = None) -> None:
+    def __init__(
+        self, backbone: nn.Module, image_size: int | None = None, blur: bool | None = None, view_recipe: str | None = None
+    ) -> None:
         super().__init__(backbone)
         if image_size is not None and image_size < 8:
             raise ValueError(f"image_size: expected at least 8 pixels, got {image_size}")
+        if view_recipe is not None and view_recipe not in RECIPES:
+            raise ValueError(f"view_recipe: expected one of {', '.join(RECIPES)}, got {view_recipe!r}")
+        self.view_recipe = view_recipe or self.recipe_name
         self.image_size = image_size
         self.blur = blur
         self._recipes: dict[int, MultiView] = {}
@@ -52,7 +58,7 @@ class JointEmbedding(Method):
 
     def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
         """The pipeline for views of side ``size``: the named recipe, without blur on small images."""
-        return RECIPES[self.recipe_name](size, normalize=normalize, blur=self.uses_blur(size))
+        return RECIPES[self.view_recipe](size, normalize=normalize, blur=self.uses_blur(size))
 
     def recipe(self, size: int) -> MultiView:
         if size not in self._recipes:
