@@ -114,9 +114,10 @@ SimSiam and NNCLR use AdamW at 10⁻³ too: with their papers' SGD (0.1) and LAR
 they stayed below random init at 100 steps of 64 digits (−0.025, −0.077), with AdamW they beat it.
 BYOL uses its paper's LARS and 4 096 hidden units, at a peak rate of 3.0 and target momentum
 τ_base = 0.9, with MoCo v2's symmetric views instead of its own asymmetric pair (crops of at least
-20 % of the area, not 8 %, and no solarized view, which turns a digit's strokes dark): the best of a sweep on the validation split over three
-pretraining seeds (+0.062; with its own views +0.039; SGD, AdamW, LARS 0.3 and 1.0, τ_base 0 to
-0.99 and narrower heads −0.11 to +0.01; docs/joint_methods.md). SwAV uses LARS at 0.6
+20 % of the area, not 8 %, and no solarized view, which turns a digit's strokes dark): the best of
+a sweep on the validation split over three pretraining seeds (+0.062; with its own views +0.039;
+SGD, AdamW, LARS 0.3 and 1.0, τ_base 0 to 0.99 and narrower heads −0.11 to +0.01;
+docs/joint_methods.md). SwAV uses LARS at 0.6
 (solo-learn's CIFAR rate) and ε = 0.01: with the paper's ε = 0.05 the codes of a batch of 64
 nearly identical initial embeddings are close to uniform and the embeddings collapse (the loss
 sits at log K). Local Aggregation uses AdamW with 50 warm-up steps
