@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -110,9 +111,10 @@ def test_train_simclr_on_an_image_folder(tmp_path: Path):
     (folder / "class_1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     run = tmp_path / "run"
     result = selfsup("train", "--method", "simclr", "--data", str(folder), "--image-size", "24", "--steps", "2",
-                     "--batch-size", "8", "--width", "4", "--out", str(run), "--quiet")
+                     "--batch-size", "14", "--width", "4", "--out", str(run), "--quiet")
     assert result.returncode == 0, result.stderr
-    assert "skipped 1 unreadable image files" in result.stderr
+    assert "skipped 1 unreadable images, each replaced in its batch: " + str(folder / "class_1" / "broken.png") in result.stderr
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["skipped"] == 1
     assert torch.load(run / "checkpoint.pt", weights_only=False)["metadata"]["image_size"] == 24
 
 
@@ -134,8 +136,8 @@ def test_folder_array_is_the_centre_square_resized(tmp_path: Path):
 @pytest.mark.parametrize(
     "make, pattern",
     [
-        (lambda root: None, "--data: root"),
-        (lambda root: root.mkdir(), "--data: root"),
+        (lambda root: None, "is neither a folder, a file list nor tar shards"),
+        (lambda root: root.mkdir(), "--data: root: no file ending in"),
     ],
 )
 def test_unusable_folders_are_one_line_errors(tmp_path: Path, make, pattern: str):

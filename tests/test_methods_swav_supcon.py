@@ -16,6 +16,7 @@ import selfsup.transforms as T
 from selfsup import cli, plugins
 from selfsup.data import load_digits
 from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD
+from selfsup.methods.supcon import SupCon
 from selfsup.methods.swav import sinkhorn, swapped_prediction_loss
 from selfsup.models import small_resnet
 from selfsup.train import TrainConfig, Trainer
@@ -353,8 +354,15 @@ def test_class_folders_give_the_labels_of_the_readable_images(tmp_path: Path):
         images, folder = load_folder_array(tmp_path / "data", 8)
     assert len(images) == 5
     np.testing.assert_array_equal(folder.readable_targets(), [0, 0, 1, 1, 1])
-    with pytest.warns(UserWarning):
-        images, labels = cli._dataset(str(tmp_path / "data"), 8)
-    assert labels is not None and len(labels) == len(images) == 5
+    # streamed: every file keeps its class label; the broken one is replaced in its batch by a
+    # readable sample, which brings its own label
+    source = cli._dataset(str(tmp_path / "data"))
+    assert source.labeled and source.targets == [0, 0, 0, 1, 1, 1]
+    method = SupCon(small_resnet(width=4), head_layers=1, projection_dim=8, image_size=8)
+    trainer = Trainer(method, source, TrainConfig(steps=1, batch_size=6, progress=False), tmp_path / "run")
+    with pytest.warns(UserWarning, match="9_broken.png"):
+        item = next(iter(trainer.loader()))
+    labels = item.tensors["labels"].tolist()
+    assert item.size == 6 and labels.count(0) >= 2 and labels.count(1) >= 3
     write_images(tmp_path / "flat", 2)
-    assert cli._dataset(str(tmp_path / "flat"), 8)[1] is None
+    assert not cli._dataset(str(tmp_path / "flat")).labeled

@@ -92,27 +92,33 @@ def _option(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), value
 
 
-def _dataset(name: str, image_size: int = 64) -> tuple[Any, Any]:
-    """A registered dataset's images, or those of an image folder (``name`` a path), with their
-    integer class labels (``None`` when the dataset or folder has none)."""
+def _dataset(name: str) -> Any:
+    """The source ``--data`` names: a registered dataset (an in-memory
+    :class:`~selfsup.data.ArraySource`), an image folder, a file list or tar shards (decoded per
+    batch from the original files)."""
     from selfsup import plugins
+    from selfsup.data import ArraySource, open_source
 
-    if os.sep in name or Path(name).is_dir():
-        from selfsup.data.folder import load_folder_array
-
+    if os.sep in name or Path(name).exists() or name.endswith((".tar", ".txt", ".csv")):
         try:
-            images, folder = load_folder_array(name, image_size)
+            return open_source(name)
         except (ValueError, OSError) as error:
-            raise UsageError(f"--data: {error}") from None
-        if folder.num_skipped:
-            print(f"skipped {folder.num_skipped} unreadable image files under {name}", file=sys.stderr)
-        return images, folder.readable_targets()
+            raise UsageError(f"--data: {str(error).removeprefix('data: ')}") from None
     try:
         factory = plugins.get("datasets", name)
     except plugins.UnknownNameError as error:
         raise UsageError(f"--data: {error}") from None
     data = factory()
-    return getattr(data, "images", data), getattr(data, "labels", None)
+    return ArraySource(getattr(data, "images", data), getattr(data, "labels", None))
+
+
+def _takes(cls: Any, option: str) -> bool:
+    import inspect
+
+    try:
+        return option in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -130,13 +136,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
         schedule=args.schedule, warmup_steps=args.warmup_steps if args.warmup_steps is not None else min(10, args.steps // 10), accumulate=args.accumulate, amp=args.amp, seed=args.seed,
         checkpoint_every=args.checkpoint_every, progress=not args.quiet, sync_bn=args.sync_bn,
+        workers=args.workers, prefetch=args.prefetch,
     )
     try:
         config.validate()
     except ValueError as error:
         raise UsageError(f"--{str(error).split(':')[0].replace('_', '-')}: {str(error).split(': ', 1)[1]}") from None
-    images, labels = _dataset(args.data, args.image_size)
-    if method_cls.uses_labels and labels is None:
+    source = _dataset(args.data)
+    if method_cls.uses_labels and not source.labeled:
         raise UsageError(
             f"--data: method {args.method} trains on class labels and {args.data} has none"
             " (an image folder needs one sub-folder per class)"
@@ -146,6 +153,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.backbone == "small_resnet" and hasattr(method_cls, "in_channels"):
         backbone_options["in_channels"] = method_cls.in_channels
     method_options = dict(args.option)
+    from_files = not hasattr(source, "images")
+    if from_files and method_cls.takes_originals and _takes(method_cls, "image_size"):
+        method_options.setdefault("image_size", args.image_size)
     try:
         method = method_cls(backbone_factory(**backbone_options), **method_options)
     except TypeError as error:
@@ -154,9 +164,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "backbone": {"name": args.backbone, "options": backbone_options},
         "method_options": method_options,
         "data": args.data,
-        "image_size": int(images.shape[1]),
+        "image_size": args.image_size if from_files else int(source.images.shape[1]),
     }
-    trainer = Trainer(method, images, config, Path(args.out), metadata=metadata, labels=labels)
+    trainer = Trainer(method, source, config, Path(args.out), metadata=metadata, image_size=args.image_size if from_files else None)
     if args.resume and trainer.resume():
         print(f"resumed from step {trainer.step}", file=sys.stderr)
     trainer.fit()
@@ -294,6 +304,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shard(args: argparse.Namespace) -> int:
+    from selfsup.data import FileList, ImageFolder, write_shards
+
+    data = Path(args.data)
+    try:
+        source = ImageFolder(data) if data.is_dir() else FileList(data)
+        paths = write_shards(source, args.out, args.shard_size, prefix=args.prefix, progress=not args.quiet)
+    except (ValueError, OSError) as error:
+        raise UsageError(f"--{'out' if isinstance(error, FileExistsError) else 'data'}: {str(error).split(': ', 1)[-1]}") from None
+    pattern = f"{args.out}/{args.prefix}-{{000000..{len(paths) - 1:06d}}}.tar"
+    print(f"wrote {len(paths)} shards of {len(source)} images{' with labels' if source.labeled else ''}: {pattern}")
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from selfsup import plugins
 
@@ -351,9 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="pretrain a method on a dataset", description="Pretrain a registered method.")
     train.add_argument("--method", required=True, help="method name (see `selfsup methods`)")
-    train.add_argument("--data", default="digits", help="registered dataset name or an image folder (default: digits)")
+    train.add_argument("--data", default="digits", metavar="NAME|DIR|SHARDS|LIST",
+                       help="a registered dataset, an image folder (class sub-folders or flat), WebDataset tar shards "
+                       "(dir/train-{000000..000127}.tar) or a file list (.txt paths, .csv path,label) (default: digits)")
     train.add_argument("--image-size", type=_positive, default=64,
-                       help="side of the centre squares an image folder is resized to (default: 64)")
+                       help="with files: the crop side of view-based methods, and the side of the centre squares other "
+                       "methods see (default: 64)")
+    train.add_argument("--workers", type=int, default=0,
+                       help="forked loader processes; 0 builds batches in the main process on every core (default: 0)")
+    train.add_argument("--prefetch", type=_positive, default=2, help="batches built ahead of the step, per worker (default: 2)")
     train.add_argument("--backbone", default="small_resnet", help="registered backbone (default: small_resnet)")
     train.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")
     train.add_argument("--out", default="runs/train", help="run folder for checkpoint.pt and metrics.jsonl")
@@ -438,6 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comparison.add_argument("--quiet", action="store_true")
     comparison.set_defaults(run=cmd_compare)
+
+    shard = commands.add_parser(
+        "shard",
+        help="write an image folder or file list as WebDataset tar shards",
+        description="Copy the image files of a folder (class sub-folders give .cls labels) or file list, unchanged, into "
+        "WebDataset-format tar shards PREFIX-000000.tar, ... that `selfsup train --data` (and webdataset, open_clip, timm) read.",
+    )
+    shard.add_argument("--data", required=True, help="image folder or file list")
+    shard.add_argument("--out", required=True, help="folder for the shards")
+    shard.add_argument("--shard-size", type=_positive, default=1000, help="images per shard (default: 1000)")
+    shard.add_argument("--prefix", default="train", help="shard file name prefix (default: train)")
+    shard.add_argument("--quiet", action="store_true")
+    shard.set_defaults(run=cmd_shard)
 
     methods = commands.add_parser("methods", help="list registered methods, pretext tasks, backbones and datasets")
     methods.set_defaults(run=cmd_methods)

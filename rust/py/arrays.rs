@@ -158,6 +158,29 @@ pub fn zeroed_output<T: Clone + Default>(len: usize) -> Vec<T> {
     v
 }
 
+/// Builds, at import, every piece of lazily initialised state that argument
+/// conversion touches: numpy's C-API table, the shared borrow-checking
+/// capsule and the dtypes taken. Each is guarded by a once-lock; a process
+/// forked while another thread was inside such an initialisation would find
+/// the lock taken forever (a DataLoader worker forked while a prefetch thread
+/// made its first native call hung). Initialised during import, under the
+/// import lock, no fork can interrupt them.
+pub fn initialise_conversions(py: Python<'_>) -> PyResult<()> {
+    fn touch<T: Element + Copy + Default>(py: Python<'_>) -> PyResult<()> {
+        let array = to_numpy(py, vec![T::default()], &[1])?;
+        let any = array.as_any();
+        drop(array_arg::<T>(any, "warm-up", "any")?);
+        drop(array.try_readwrite().map_err(|e| PyValueError::new_err(format!("warm-up: {e}")))?);
+        let _ = numpy::dtype::<T>(py);
+        Ok(())
+    }
+    touch::<u8>(py)?;
+    touch::<i64>(py)?;
+    touch::<f32>(py)?;
+    touch::<f64>(py)?;
+    Ok(())
+}
+
 /// A float32 or float64 array, converted to f32, with its shape.
 pub fn float_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<(Vec<f32>, Vec<usize>)> {
     if let Ok(a) = array_arg::<f32>(obj, arg, "float32") {

@@ -13,6 +13,7 @@ mod patches;
 mod runtime;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    arrays::initialise_conversions(m.py())?;
     runtime::register(m)?;
     augment::register(m)?;
     patches::register(m)?;

@@ -11,21 +11,19 @@ sample's own stream.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, Union
+from typing import NamedTuple, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from selfsup.data.folder import ImageFolder
-from selfsup.ops._common import check_epoch, resolve_seed
+from selfsup.data.sampler import EpochBatchSampler, SampleKey
+from selfsup.ops._common import resolve_seed
 from selfsup.transforms import Compose, MultiView
 
 Recipe = Union[MultiView, Compose]
-SampleKey = tuple[int, int]
-"""``(epoch, index)``: what the batch sampler hands to the dataset for one sample."""
 
 
 class ViewBatch(NamedTuple):
@@ -39,60 +37,15 @@ class ViewBatch(NamedTuple):
     """``(index, path, reason)`` of the samples of this batch that could not be decoded."""
 
 
-def _check_positive(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
-
-
-class EpochBatchSampler(Sampler[list[SampleKey]]):
-    """Batches of ``(epoch, index)`` keys over ``range(n)``, in an order fixed by ``(seed,
-    epoch)`` (numpy's PCG64 permutation) or in index order when ``shuffle`` is false. The epoch
-    travels with the keys, so persistent workers see it too. Call :meth:`set_epoch` before each
-    epoch.
-
-    Raises:
-        ValueError: ``n`` or ``batch_size`` < 1, negative ``epoch``.
-    """
-
-    def __init__(self, n: int, batch_size: int, *, seed: int = 0, shuffle: bool = True, drop_last: bool = False) -> None:
-        self.n = _check_positive(n, "n")
-        self.batch_size = _check_positive(batch_size, "batch_size")
-        self.seed = resolve_seed(seed)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = check_epoch(epoch)
-
-    def order(self) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """The sample order of the current epoch."""
-        if not self.shuffle:
-            return np.arange(self.n, dtype=np.int64)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n).astype(np.int64)
-
-    def __iter__(self) -> Iterator[list[SampleKey]]:
-        order = self.order()
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            if self.drop_last and len(chunk) < self.batch_size:
-                return
-            yield [(self.epoch, int(i)) for i in chunk]
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
-
-
 class KeyDataset(Dataset[SampleKey]):
-    """A folder seen by the DataLoader: items are their own keys; the reading, decoding and
-    augmentation of a whole batch happen in :class:`ViewCollate`."""
+    """A source of ``size`` samples seen by the DataLoader: items are their own keys; the
+    reading, decoding and augmentation of a whole batch happen in the collate function."""
 
-    def __init__(self, folder: ImageFolder) -> None:
-        self.folder = folder
+    def __init__(self, size: int | ImageFolder) -> None:
+        self.size = size if isinstance(size, int) else len(size)
 
     def __len__(self) -> int:
-        return len(self.folder)
+        return self.size
 
     def __getitem__(self, key: SampleKey) -> SampleKey:
         return key

@@ -95,7 +95,7 @@ class BankedEmbedding(JointEmbedding):
         return bank
 
     def make_batch(
-        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
+        self, images: npt.NDArray[np.uint8] | list[npt.NDArray[np.uint8]], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
     ) -> dict[str, torch.Tensor]:
         batch = super().make_batch(images, seed=seed, epoch=epoch, indices=indices, device=device)
         batch["indices"] = torch.from_numpy(np.asarray(indices, dtype=np.int64)).to(device)

@@ -56,6 +56,10 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     views: ClassVar[tuple[str, ...]]
+    takes_originals: ClassVar[bool] = False
+    """True when :meth:`make_batch` also takes a list of decoded originals of different sizes and
+    cuts its own crops from them (random-resized crops, multi-crop); otherwise the data path
+    brings decoded images to one size first (:func:`selfsup.data.pipeline.center_squares`)."""
     uses_labels: ClassVar[bool] = False
     """True for supervised methods, which train only with the labels given to :meth:`bind_dataset`."""
 

@@ -22,6 +22,24 @@ BLUR_MIN_SIZE = 64
 RECIPES: dict[str, Callable[..., MultiView]] = {"simclr": simclr, "byol": byol, "mocov2": mocov2}
 
 
+def view_side(images: Any, image_size: int | None) -> int:
+    """The side of the views cut from ``images``: ``image_size``, or the height of a uint8
+    ``(N, H, W, 3)`` batch; decoded originals (a list of ``(H, W, 3)`` arrays) need ``image_size``.
+
+    Raises:
+        ValueError: a batch that is not ``(N, H, W, 3)``; a list without ``image_size``.
+    """
+    if isinstance(images, np.ndarray):
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}")
+        return image_size or int(images.shape[1])
+    if any(getattr(image, "ndim", 0) != 3 or image.shape[-1] != 3 for image in images):
+        raise ValueError("images: expected uint8 (H, W, 3) originals")
+    if image_size is None:
+        raise ValueError("image_size: views cut from originals of different sizes need their side; give the method an image_size")
+    return image_size
+
+
 class JointEmbedding(Method):
     """A method trained on ``V`` augmented views of every image.
 
@@ -33,6 +51,7 @@ class JointEmbedding(Method):
 
     views: ClassVar[tuple[str, ...]] = ("views",)
     recipe_name: ClassVar[str] = "simclr"
+    takes_originals: ClassVar[bool] = True
 
     def __init__(
         self, backbone: nn.Module, image_size: int | None = None, blur: bool | None = None, view_recipe: str | None = None
@@ -66,11 +85,9 @@ class JointEmbedding(Method):
         return self._recipes[size]
 
     def make_batch(
-        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
+        self, images: npt.NDArray[np.uint8] | list[npt.NDArray[np.uint8]], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
     ) -> dict[str, torch.Tensor]:
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}")
-        size = self.image_size or int(images.shape[1])
+        size = view_side(images, self.image_size)
         views = self.recipe(size)(images, seed=seed, epoch=epoch, indices=indices)
         return {key: value.to(device) for key, value in self.group_views(views).items()}
 

@@ -48,6 +48,7 @@ from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD, Method, images_to_tensor
+from selfsup.methods.joint import view_side
 from selfsup.models.vit import LAYER_NORM_EPS, Block, ViT, check_transformer, init_like_mae, patchify, sincos_position_embedding, unpatchify
 from selfsup.ops._common import check_epoch, resolve_seed
 from selfsup.transforms import Compose, Normalize, RandomHorizontalFlip, RandomResizedCrop
@@ -158,6 +159,7 @@ class MAE(Method):
 
     name: ClassVar[str] = "mae"
     views: ClassVar[tuple[str, ...]] = ("images", "keep", "masked")
+    takes_originals: ClassVar[bool] = True
     backbone: ViT
 
     def __init__(
@@ -206,8 +208,7 @@ class MAE(Method):
     def make_batch(
         self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
     ) -> dict[str, torch.Tensor]:
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images: expected uint8 (N, H, W, 3), got shape {images.shape}")
+        view_side(images, self.backbone.image_size)
         views = self.augmentation()(images, seed=seed, epoch=epoch, indices=indices)
         return {"images": views.to(device), **self.masks(seed=seed, epoch=epoch, indices=indices, device=device)}
 

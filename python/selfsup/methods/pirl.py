@@ -84,6 +84,8 @@ class PIRL(BankedEmbedding):
 
     name: ClassVar[str] = "pirl"
     views: ClassVar[tuple[str, ...]] = ("image", "tiles", "indices")
+    takes_originals: ClassVar[bool] = False
+    """The puzzle is cut from the whole image, so images arrive at one size."""
 
     def __init__(
         self,
@@ -120,7 +122,7 @@ class PIRL(BankedEmbedding):
         return {"image": views[0]}
 
     def make_batch(
-        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
+        self, images: npt.NDArray[np.uint8] | list[npt.NDArray[np.uint8]], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
     ) -> dict[str, torch.Tensor]:
         batch = super().make_batch(images, seed=seed, epoch=epoch, indices=indices, device=device)
         puzzle = self.task(images, seed=seed + TILE_STREAM, epoch=epoch, indices=indices)

@@ -86,7 +86,7 @@ class SupCon(SimCLR):
             self.class_labels = None
 
     def make_batch(
-        self, images: npt.NDArray[np.uint8], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
+        self, images: npt.NDArray[np.uint8] | list[npt.NDArray[np.uint8]], *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
     ) -> dict[str, torch.Tensor]:
         if self.class_labels is None:
             raise ValueError("labels: supcon trains on class labels; bind them first (Trainer(..., labels=...) or bind_dataset)")

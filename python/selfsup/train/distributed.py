@@ -2,7 +2,7 @@
 
 ``torchrun --nproc-per-node K -m selfsup train ...`` sets ``RANK``/``WORLD_SIZE``; the trainer then
 joins the process group, wraps the method in ``DistributedDataParallel`` and feeds each rank its
-shard ``indices[rank::world]`` of the same global batch, so gradients (averaged by DDP) equal those
+share ``batch[rank::world]`` of the same global batch (:mod:`selfsup.data.sampler`), so gradients (averaged by DDP) equal those
 of one process on the global batch for methods whose loss is a mean over samples and that hold no
 batch statistics (BatchNorm sees per-rank batches unless ``TrainConfig.sync_bn`` synchronises it).
 """
@@ -13,8 +13,6 @@ import atexit
 import os
 from datetime import timedelta
 
-import numpy as np
-import numpy.typing as npt
 import torch
 import torch.distributed as dist
 
@@ -49,10 +47,3 @@ def leave_process_group(timeout_s: float = 60.0) -> None:
         pass  # a rank is gone: nothing left to wait for
     finally:
         dist.destroy_process_group()
-
-
-def shard(indices: npt.NDArray[np.int64], rank: int, world: int) -> npt.NDArray[np.int64]:
-    """This rank's share of a global batch; ranks get equal sizes (the global batch must divide)."""
-    if len(indices) % world:
-        raise ValueError(f"batch_size: a global batch of {len(indices)} does not split over {world} processes")
-    return indices[rank::world]

@@ -1,10 +1,14 @@
 """A plain-PyTorch trainer: deterministic batches, accumulation, AMP, schedules, atomic checkpoints
 with exact resume, JSONL metrics and a progress line.
 
-Batches are a function of ``(seed, epoch)`` only: epoch ``e`` visits a permutation of the
-dataset drawn from ``(seed, e)`` and every sample's augmentation stream is ``(seed, e, index)``.
-A checkpoint holds the model, optimizer, schedule, step and RNG state, so a run killed at any point
-and resumed from its last checkpoint ends with the same weights as one that was never interrupted.
+The trainer reads ready tensors from the one data path (:class:`selfsup.data.pipeline.TrainLoader`):
+a source (an in-memory array, an image folder, a file list, tar shards), the method's batch
+pipeline run in the loader, the next batches built while the current step computes. Batches are a
+function of ``(seed, micro-batch)`` only: epoch ``e`` visits a permutation of the dataset drawn
+from ``(seed, e)`` and every sample's augmentation stream is ``(seed, e, index)``. A checkpoint
+holds the model, optimizer, schedule, step, the loader's position and RNG state, so a run killed
+at any point and resumed from its last checkpoint sees the same samples with the same bytes and
+ends with the same weights as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,10 +27,12 @@ import numpy.typing as npt
 import torch
 from selfsup_kernels.distributed import world
 
+from selfsup.data.pipeline import ArraySource, BatchPipeline, Source, TrainBatch, TrainLoader
+from selfsup.data.sampler import StepBatchSampler
 from selfsup.methods.base import Method, check_labels
 from selfsup.models.batchnorm import sync_batchnorm
 from selfsup.train.checkpoint import load_checkpoint, save_checkpoint
-from selfsup.train.distributed import init_from_env, shard
+from selfsup.train.distributed import init_from_env
 from selfsup.train.optim import build_optimizer
 from selfsup.train.schedules import warmup_cosine
 
@@ -50,13 +57,18 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
     device: str = "cpu"
+    workers: int = 0
+    """Forked loader processes; 0 builds batches in the main process on the native pool (in a
+    prefetch thread). Both give the same bytes."""
+    prefetch: int = 2
+    """Batches built ahead of the step (per worker with workers)."""
     sync_bn: bool = False
     """Under ``torch.distributed``: BatchNorm statistics over the global batch instead of each
     rank's share (:func:`selfsup.models.batchnorm.sync_batchnorm`: torch's SyncBatchNorm on CUDA,
     an all-reduce BatchNorm with the same semantics elsewhere). Ignored in a single process."""
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "accumulate", "checkpoint_every", "log_every"):
+        for name in ("steps", "batch_size", "accumulate", "checkpoint_every", "log_every", "prefetch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -65,33 +77,54 @@ class TrainConfig:
             raise ValueError(f"schedule: expected 'cosine' or 'onecycle', got {self.schedule!r}")
         if self.amp not in ("none", "bf16", "fp16"):
             raise ValueError(f"amp: expected 'none', 'bf16' or 'fp16', got {self.amp!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers: expected an int >= 0, got {self.workers!r}")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps: expected 0 to {self.steps}, got {self.warmup_steps}")
 
 
 class Trainer:
-    """Trains ``method`` on uint8 ``images (N, H, W, C)`` (with integer ``labels (N,)`` for
-    methods that use them), writing into ``out_dir``: ``checkpoint.pt`` (atomic) and
-    ``metrics.jsonl``. The method's :meth:`~selfsup.methods.base.Method.bind_dataset` is called
-    first."""
+    """Trains ``method`` on ``data`` — a uint8 ``(N, H, W, C)`` array (with integer ``labels
+    (N,)`` for methods that use them) or a :class:`~selfsup.data.pipeline.Source` (an image
+    folder, file list or tar shards, whose class labels are used) — writing into ``out_dir``:
+    ``checkpoint.pt`` (atomic) and ``metrics.jsonl``. The method's
+    :meth:`~selfsup.methods.base.Method.bind_dataset` is called first.
+
+    ``image_size`` is the side that decoded images of different sizes are brought to for methods
+    that do not cut their own crops from originals (``Method.takes_originals``).
+    """
 
     def __init__(
         self,
         method: Method,
-        images: npt.NDArray[np.uint8],
+        data: npt.NDArray[np.uint8] | Source,
         config: TrainConfig,
         out_dir: str | Path,
         metadata: dict[str, Any] | None = None,
         labels: npt.NDArray[np.int64] | None = None,
+        image_size: int | None = None,
     ) -> None:
         config.validate()
-        if images.ndim != 4 or images.dtype != np.uint8 or len(images) == 0:
-            raise ValueError(f"images: expected a non-empty uint8 (N, H, W, C) array, got {images.dtype} {images.shape}")
+        if isinstance(data, np.ndarray):
+            if data.ndim != 4 or data.dtype != np.uint8 or len(data) == 0:
+                raise ValueError(f"images: expected a non-empty uint8 (N, H, W, C) array, got {data.dtype} {data.shape}")
+            self.source: Source = ArraySource(data)
+        elif isinstance(data, Source):
+            if labels is not None:
+                raise ValueError("labels: a source brings its own labels; pass labels only with an array")
+            if len(data) == 0:
+                raise ValueError("data: the source has no samples")
+            self.source = data
+            labels = np.asarray(data.targets, dtype=np.int64) if data.labeled else None
+        else:
+            raise TypeError(f"data: expected a uint8 array or a data source, got {type(data).__name__}")
+        if image_size is not None and image_size < 1:
+            raise ValueError(f"image_size: expected a positive int, got {image_size}")
         if labels is not None:
-            labels = check_labels(labels, len(images))
+            labels = check_labels(labels, len(self.source))
         elif method.uses_labels:
             raise ValueError(f"labels: method {method.name} trains on class labels; pass the dataset's labels")
-        method.bind_dataset(len(images), labels)
+        method.bind_dataset(len(self.source), labels)
         self.method = method.to(config.device)
         self.distributed = init_from_env()
         self.rank, self.world = world()
@@ -100,10 +133,11 @@ class Trainer:
         self.model: torch.nn.Module = (
             torch.nn.parallel.DistributedDataParallel(self.method) if self.distributed else self.method
         )
-        self.images = images
+        self.pipeline = BatchPipeline(method, config.seed, image_size, method.takes_originals)
+        self.sampler = StepBatchSampler(len(self.source), config.batch_size, seed=config.seed, rank=self.rank, world=self.world)
         self.config = config
         self.out_dir = Path(out_dir)
-        self.metadata = {**(metadata or {}), "dataset_size": len(images)}
+        self.metadata = {**(metadata or {}), "dataset_size": len(self.source)}
         """Saved with every checkpoint (e.g. the backbone's name and options, for ``export``; the
         dataset size that :meth:`Method.bind_dataset` saw, so a loader can rebuild per-sample state)."""
         self.optimizer = build_optimizer(method, config.optimizer, config.lr, config.weight_decay)
@@ -111,7 +145,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(torch.device(config.device).type, enabled=config.amp == "fp16")
         self.step = 0
         self.micro = 0
-        """Micro-batches consumed since the start: fixes the epoch and position in it."""
+        """Micro-batches consumed since the start: the loader's position (epoch and place in it)."""
+        self.skipped: dict[str, str] = {}
+        """Unreadable samples met so far (path → reason); each was replaced in its batch."""
 
     @property
     def checkpoint_path(self) -> Path:
@@ -124,14 +160,18 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(c.steps, c.warmup_steps))
 
     def batch_indices(self, micro: int) -> tuple[int, npt.NDArray[np.int64]]:
-        """The epoch and dataset indices of micro-batch ``micro`` (the last partial batch of an
-        epoch is dropped so every step sees ``batch_size`` images)."""
-        n = len(self.images)
-        size = min(self.config.batch_size, n)
-        per_epoch = n // size
-        epoch, position = divmod(micro, per_epoch)
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(n)
-        return epoch, order[position * size : (position + 1) * size].astype(np.int64)
+        """The epoch and global-batch dataset indices of micro-batch ``micro`` (the last partial
+        batch of an epoch is dropped so every step sees ``batch_size`` images)."""
+        return self.sampler.global_batch(micro)
+
+    def loader(self) -> TrainLoader:
+        """This rank's micro-batches from the current position to the end of the run."""
+        c = self.config
+        return TrainLoader(
+            self.source, self.pipeline, c.batch_size, seed=c.seed, start=self.micro, stop=c.steps * c.accumulate,
+            rank=self.rank, world=self.world, workers=c.workers, prefetch=c.prefetch,
+            pin_memory=torch.device(c.device).type == "cuda",
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -177,17 +217,38 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         log: list[dict[str, float]] = []
         self.method.train()
-        start, seen = time.perf_counter(), 0
+        start = time.perf_counter()
         metrics_name = "metrics.jsonl" if self.rank == 0 else f"metrics.rank{self.rank}.jsonl"
+        batches = iter(self.loader())
+        try:
+            self._run(batches, metrics_name, log, start)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+            del batches
+        if c.progress and self.rank == 0:
+            print(file=sys.stderr)
+        if self.skipped and self.rank == 0:
+            listed = "; ".join(f"{path}: {reason}" for path, reason in list(self.skipped.items())[:5])
+            more = f" (and {len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
+            print(f"skipped {len(self.skipped)} unreadable images, each replaced in its batch: {listed}{more}", file=sys.stderr)
+        return log
+
+    def _run(self, batches: Iterator[TrainBatch], metrics_name: str, log: list[dict[str, float]], start: float) -> None:
+        c = self.config
+        device = torch.device(c.device)
+        dtype = torch.float16 if c.amp == "fp16" else torch.bfloat16
+        seen = 0
         with open(self.out_dir / metrics_name, "a") as metrics_file:
             while self.step < c.steps:
                 totals: dict[str, float] = {}
                 for _ in range(c.accumulate):
-                    epoch, indices = self.batch_indices(self.micro)
-                    indices = shard(indices, self.rank, self.world)
-                    batch = self.method.make_batch(self.images[indices], seed=c.seed, epoch=epoch, indices=indices, device=c.device)
-                    dtype = torch.float16 if c.amp == "fp16" else torch.bfloat16
-                    with torch.autocast(device_type=torch.device(c.device).type, dtype=dtype, enabled=c.amp != "none"):
+                    item = next(batches)
+                    for _, path, reason in item.skipped:
+                        self.skipped.setdefault(path, reason)
+                    batch = {k: v.to(device, non_blocking=True) for k, v in item.tensors.items()}
+                    with torch.autocast(device_type=device.type, dtype=dtype, enabled=c.amp != "none"):
                         out = self.model(batch)
                     loss = out["loss"]
                     if not torch.isfinite(loss):
@@ -196,7 +257,7 @@ class Trainer:
                     for key, value in out.items():
                         totals[key] = totals.get(key, 0.0) + float(value.detach()) / c.accumulate
                     self.micro += 1
-                    seen += len(indices)
+                    seen += item.size
                 lr = self.optimizer.param_groups[0]["lr"]
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -206,7 +267,10 @@ class Trainer:
                 self.method.on_step_end(self.step, c.steps)
                 if self.step % c.log_every == 0 or self.step == c.steps:
                     elapsed = time.perf_counter() - start
-                    record = {"step": self.step, "epoch": epoch, "lr": lr, **totals, "images_per_s": seen / max(elapsed, 1e-9)}
+                    record = {
+                        "step": self.step, "epoch": item.epoch, "lr": lr, **totals,
+                        "images_per_s": seen / max(elapsed, 1e-9), "skipped": len(self.skipped),
+                    }
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                     log.append(record)
@@ -218,9 +282,6 @@ class Trainer:
                         )
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
                     self.save()
-        if c.progress and self.rank == 0:
-            print(file=sys.stderr)
-        return log
 
 
 def steps_for(epochs: float, dataset_size: int, batch_size: int) -> int:
