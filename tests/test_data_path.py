@@ -370,3 +370,41 @@ def test_tar_members_of_other_kinds_are_ignored(tmp_path: Path):
         archive.add(meta, arcname="9999.json")
     shards = TarShards(str(tmp_path / "mixed.tar"))
     assert len(shards) == 3 and shards.without_image == 1 and not shards.labeled
+
+
+def test_file_names_that_are_not_utf8_round_trip(tmp_path: Path):
+    paths = write_varied_folder(tmp_path / "data", 3, classes=1)
+    odd = os.fsdecode(os.fsencode(str(tmp_path / "data" / "class_0")) + b"/caf\xe9-latin1.png")
+    os.rename(paths[0], odd)
+    folder = ImageFolder(tmp_path / "data")
+    assert odd in [p for p, _ in folder.samples]
+    loaded = folder.load(range(3))
+    assert not loaded.skipped and len(loaded.images) == 3
+    position = [p for p, _ in folder.samples].index(odd)
+    np.testing.assert_array_equal(loaded.images[position], np.asarray(Image.open(os.fsencode(odd)).convert("RGB")))
+    os.remove(paths[1])
+    with pytest.warns(CorruptImageWarning):
+        assert [i for i, _, _ in folder.load(range(3)).skipped] == [[p for p, _ in folder.samples].index(str(paths[1]))]
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """74 bytes: a PNG whose header declares ``width``×``height`` RGB and whose data is empty."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_in_a_folder_is_skipped_not_fatal(tmp_path: Path):
+    write_varied_folder(tmp_path / "data", 8, classes=1)
+    (tmp_path / "data" / "class_0" / "bomb.png").write_bytes(png_declaring(100_000, 100_000))
+    config = TrainConfig(steps=2, batch_size=9, lr=0.01, progress=False)
+    with pytest.warns(CorruptImageWarning, match="100000x100000"):
+        trainer = Trainer(RotNet(small_resnet(width=4)), ImageFolder(tmp_path / "data"), config, tmp_path / "run", image_size=16)
+        trainer.fit()
+    assert list(trainer.skipped) == [str(tmp_path / "data" / "class_0" / "bomb.png")]
+    assert "over the limit" in trainer.skipped[str(tmp_path / "data" / "class_0" / "bomb.png")]

@@ -49,13 +49,19 @@ def assert_same_weights(a: Path, b: Path) -> None:
         torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
-def test_two_ranks_on_a_folder_match_one_process_and_resume_exactly(tmp_path: Path):
+def one_process_run(tmp_path: Path) -> tuple[Path, str]:
+    """A folder of 21 images and the training script, run once in one process into ``one/``."""
     write_varied_folder(tmp_path / "data", 21)
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     data = str(tmp_path / "data")
     single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), data, "0"], capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
+    return script, data
+
+
+def test_two_ranks_on_a_folder_match_one_process_and_resume_exactly(tmp_path: Path):
+    script, data = one_process_run(tmp_path)
     launch_two_ranks(script, str(tmp_path / "two"), data, "0")
     assert_same_weights(tmp_path / "one" / "final.pt", tmp_path / "two" / "final.pt")
     # both ranks killed at step 4 (the checkpoint is at step 2, mid-epoch 1), then resumed
@@ -72,12 +78,7 @@ def test_two_ranks_on_a_folder_match_one_process_and_resume_exactly(tmp_path: Pa
 
 
 def test_two_nodes_on_localhost_through_torchrun(tmp_path: Path):
-    write_varied_folder(tmp_path / "data", 21)
-    script = tmp_path / "train.py"
-    script.write_text(SCRIPT)
-    data = str(tmp_path / "data")
-    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), data, "0"], capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
+    script, data = one_process_run(tmp_path)
     port = str(free_port())
     nodes = [
         subprocess.Popen(

@@ -27,15 +27,42 @@ class DecodeError(ValueError):
 
 
 def _native_source(k: int, src: object) -> bytes | str:
+    """What the native decoder takes: bytes, or a path it can open. A path that is not valid
+    UTF-8 (a file name in another encoding, held as surrogate escapes) is read here, since the
+    native layer takes UTF-8 paths; an unreadable one becomes a :class:`DecodeError`."""
     if isinstance(src, bytes):
         return src
     if isinstance(src, (bytearray, memoryview)):
         return bytes(src)
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
-        if isinstance(path, str):
-            return path
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                with open(path, "rb") as handle:
+                    return _PathBytes(handle.read(), path)
+            except OSError as error:
+                raise DecodeError(k, path, error.strerror or str(error)) from None
+        return path
     raise TypeError(f"sources[{k}]: expected bytes or a path (str or os.PathLike), got {type(src).__name__}")
+
+
+class _PathBytes(bytes):
+    """A file's bytes read on the Python side, remembering the path for error messages."""
+
+    path: str
+
+    def __new__(cls, data: bytes, path: str) -> _PathBytes:
+        out = super().__new__(cls, data)
+        out.path = path
+        return out
+
+
+def _name(src: bytes | str) -> str:
+    return src if isinstance(src, str) else getattr(src, "path", "<bytes>")
 
 
 @overload
@@ -81,12 +108,24 @@ def decode_images(
         raise ValueError(f"errors: expected 'raise' or 'return', got {errors!r}")
     if gray not in ("rgb", "keep"):
         raise ValueError(f"gray: expected 'rgb' or 'keep', got {gray!r}")
-    native = [_native_source(k, s) for k, s in enumerate(sources)]
-    results = _native.decode_images(native, gray, bool(exif_orientation))
+    native: list[bytes | str | DecodeError] = []
+    for k, src in enumerate(sources):
+        try:
+            native.append(_native_source(k, src))
+        except DecodeError as unreadable:
+            native.append(unreadable)
+    readable = [n for n in native if not isinstance(n, DecodeError)]
+    decoded = iter(_native.decode_images(readable, gray, bool(exif_orientation)))
+    results = [n if isinstance(n, DecodeError) else next(decoded) for n in native]
     out: list[U8Array | DecodeError] = []
     for k, (src, r) in enumerate(zip(native, results)):
-        if isinstance(r, str):
-            error = DecodeError(k, src if isinstance(src, str) else "<bytes>", r)
+        if isinstance(r, DecodeError):
+            if errors == "raise":
+                raise r
+            out.append(r)
+        elif isinstance(r, str):
+            assert not isinstance(src, DecodeError)
+            error = DecodeError(k, _name(src), r)
             if errors == "raise":
                 raise error
             out.append(error)

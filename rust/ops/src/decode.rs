@@ -39,11 +39,16 @@ pub struct DecodeOptions {
     pub exif_orientation: bool,
     /// Refuse images whose decoded pixels would exceed this many bytes.
     pub max_bytes: u64,
+    /// Refuse images that declare more pixels than this (decompression bombs).
+    pub max_pixels: u64,
 }
+
+/// Pillow's `DecompressionBombError` threshold: twice `Image.MAX_IMAGE_PIXELS`.
+pub const DEFAULT_MAX_PIXELS: u64 = 2 * 89_478_485;
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { gray: Gray::Rgb, exif_orientation: true, max_bytes: 1 << 30 }
+        Self { gray: Gray::Rgb, exif_orientation: true, max_bytes: 1 << 30, max_pixels: DEFAULT_MAX_PIXELS }
     }
 }
 
@@ -111,6 +116,16 @@ fn decode_inner(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, String
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(format!("the image is empty ({w}x{h})"));
+    }
+    // Checked from the header, before any pixel buffer is allocated: an allocation that fails
+    // inside the decoder aborts the process instead of returning an error.
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > options.max_pixels {
+        return Err(format!("the image declares {w}x{h} = {pixels} pixels, over the limit of {} (a decompression bomb?)", options.max_pixels));
+    }
+    let decoded_bytes = pixels.saturating_mul(decoder.color_type().bytes_per_pixel() as u64);
+    if decoded_bytes > options.max_bytes {
+        return Err(format!("the image declares {w}x{h} pixels, {decoded_bytes} bytes decoded, over the limit of {} bytes", options.max_bytes));
     }
     let orientation = if options.exif_orientation { decoder.orientation().ok() } else { None };
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
@@ -188,6 +203,47 @@ fn check_jpeg_complete(b: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tiny PNG that declares `w`x`h` RGB pixels: an IHDR, one IDAT with an empty zlib
+    /// stream, IEND (74 bytes, like the bombs that made the decoder's allocation abort).
+    fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+        let mut header = w.to_be_bytes().to_vec();
+        header.extend_from_slice(&h.to_be_bytes());
+        header.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, data) in [(b"IHDR", header), (b"IDAT", vec![0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]), (b"IEND", vec![])] {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut chunk = kind.to_vec();
+            chunk.extend_from_slice(&data);
+            out.extend_from_slice(&chunk);
+            out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        }
+        out
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn decompression_bombs_are_refused_from_the_header() {
+        let bomb = png_header_only(100_000, 100_000);
+        let error = decode_bytes(&bomb, &DecodeOptions::default()).unwrap_err();
+        assert!(error.contains("100000x100000") && error.contains("over the limit"), "{error}");
+        let small = DecodeOptions { max_pixels: 99, ..DecodeOptions::default() };
+        let error = decode_bytes(&png_header_only(10, 10), &small).unwrap_err();
+        assert!(error.contains("100 pixels"), "{error}");
+        let few_bytes = DecodeOptions { max_bytes: 299, ..DecodeOptions::default() };
+        let error = decode_bytes(&png_header_only(10, 10), &few_bytes).unwrap_err();
+        assert!(error.contains("300 bytes"), "{error}");
+    }
     use image::codecs::jpeg::JpegEncoder;
     use image::codecs::png::PngEncoder;
     use image::{ExtendedColorType, ImageEncoder};
