@@ -57,7 +57,6 @@ class SupCon(SimCLR):
 
     name: ClassVar[str] = "supcon"
     uses_labels: ClassVar[bool] = True
-    class_labels: torch.Tensor | None
 
     def __init__(
         self,
@@ -75,13 +74,15 @@ class SupCon(SimCLR):
             backbone, temperature=temperature, projection_dim=projection_dim, hidden_dim=hidden_dim, head_layers=head_layers,
             views=views, image_size=image_size, color_strength=color_strength, blur=blur,
         )
-        self.register_buffer("class_labels", None, persistent=False)
+        self.class_labels: npt.NDArray[np.int64] | None = None
+        """The dataset's class labels, kept on the CPU: the data side runs in loader threads and
+        forked workers, which must not touch an accelerator."""
 
     def bind_dataset(self, size: int, labels: npt.NDArray[np.int64] | None = None) -> None:
         """Keeps the class ``labels (size,)``; ``None`` (loading a checkpoint to export or show it)
         leaves the method unable to make training batches."""
         if labels is not None:
-            self.class_labels = torch.from_numpy(check_labels(labels, size)).to(next(self.parameters()).device)
+            self.class_labels = check_labels(labels, size)
         else:
             self.class_labels = None
 
@@ -90,11 +91,11 @@ class SupCon(SimCLR):
     ) -> dict[str, torch.Tensor]:
         if self.class_labels is None:
             raise ValueError("labels: supcon trains on class labels; bind them first (Trainer(..., labels=...) or bind_dataset)")
-        index = torch.from_numpy(np.asarray(indices, dtype=np.int64))
-        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self.class_labels)):
+        index = np.asarray(indices, dtype=np.int64)
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= len(self.class_labels)):
             raise ValueError(f"indices: expected dataset indices in [0, {len(self.class_labels)}), got {int(index.min())}..{int(index.max())}")
         batch = super().make_batch(images, seed=seed, epoch=epoch, indices=indices, device=device)
-        batch["labels"] = self.class_labels[index.to(self.class_labels.device)].to(device)
+        batch["labels"] = torch.from_numpy(self.class_labels[index]).to(device)
         return batch
 
     def contrastive_loss(self, z: torch.Tensor, batch: dict[str, torch.Tensor], gather: bool) -> torch.Tensor:

@@ -109,23 +109,23 @@ def decode_images(
     if gray not in ("rgb", "keep"):
         raise ValueError(f"gray: expected 'rgb' or 'keep', got {gray!r}")
     native: list[bytes | str | DecodeError] = []
-    for k, src in enumerate(sources):
+    for k, source in enumerate(sources):
         try:
-            native.append(_native_source(k, src))
+            native.append(_native_source(k, source))
         except DecodeError as unreadable:
             native.append(unreadable)
     readable = [n for n in native if not isinstance(n, DecodeError)]
     decoded = iter(_native.decode_images(readable, gray, bool(exif_orientation)))
     results = [n if isinstance(n, DecodeError) else next(decoded) for n in native]
     out: list[U8Array | DecodeError] = []
-    for k, (src, r) in enumerate(zip(native, results)):
+    for k, (item, r) in enumerate(zip(native, results)):
         if isinstance(r, DecodeError):
             if errors == "raise":
                 raise r
             out.append(r)
         elif isinstance(r, str):
-            assert not isinstance(src, DecodeError)
-            error = DecodeError(k, _name(src), r)
+            assert not isinstance(item, DecodeError)
+            error = DecodeError(k, _name(item), r)
             if errors == "raise":
                 raise error
             out.append(error)
