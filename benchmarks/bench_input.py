@@ -2,7 +2,7 @@
 against torchvision's ``ImageFolder`` + v2 transforms + ``DataLoader`` with the same number of workers.
 
 The folder holds JPEGs (quality 90) of random crops of the scikit-image sample photos, 400–600 px
-on the long side, aspect ratios 0.6–1 (written once under ``--root`` and reused). Four parts:
+on the long side, aspect ratios 0.6–1 (written once under ``--root`` and reused). Parts:
 
 1. **The data path alone**: images/s (one image = both views) of SimCLR two views at 224 and at
    96 (RandomResizedCrop (0.08, 1), flip, ColorJitter(.4, .4, .4, .1) p=.8, grayscale p=.2, blur
@@ -12,11 +12,13 @@ on the long side, aspect ratios 0.6–1 (written once under ``--root`` and reuse
    with ``num_workers=k``. Best of ``--repeat`` passes after a warm-up pass each.
 2. **Hidden behind compute**: step time of SimCLR on torchvision's resnet18 at 96 px, batch 64,
    fed by the real data path (``--workers``) against the same step on one ready-made batch.
-3. **Time to first step and peak RSS** of ``Trainer`` on folders of ``--sizes`` images, each in a
+3. **Shards**: reading every sample's bytes from WebDataset shards, selfsup's indexed reader in a
+   shuffled order against the ``webdataset`` package's sequential iteration.
+4. **Time to first step and peak RSS** of ``Trainer`` on folders of ``--sizes`` images, each in a
    fresh process: from the folder scan to the first optimizer step, and the peak resident memory
    over a few steps.
 
-    python benchmarks/bench_input.py [--root /tmp/selfsup-bench-photos] [--sizes 1000,20000] [--only path,step,first]
+    python benchmarks/bench_input.py [--root /tmp/selfsup-bench-photos] [--sizes 1000,20000] [--only path,shards,step,first]
 """
 
 from __future__ import annotations
@@ -224,6 +226,38 @@ def first_step(args: argparse.Namespace) -> None:
     print_table(["images", "folder scan (s)", "to first step (s, from interpreter start)", "peak RSS over 5 steps (MB)"], rows)
 
 
+def shard_reading(args: argparse.Namespace, folder: Path) -> None:
+    """Reading every sample's bytes from WebDataset shards: selfsup's indexed reader in a shuffled
+    order (what training does) against the ``webdataset`` package's sequential iteration."""
+    import webdataset as wds
+
+    from selfsup.data import ImageFolder, TarShards, write_shards
+
+    out = Path(args.root) / f"shards-{args.path_images}"
+    if not any(out.glob("train-*.tar")):
+        write_shards(ImageFolder(folder), out, shard_size=100)
+    pattern = str(out / "train-*.tar")
+    rows = []
+    best = {"index": float("inf"), "ours": float("inf"), "wds": float("inf")}
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        shards = TarShards(pattern)
+        indexed = time.perf_counter()
+        order = np.random.default_rng(0).permutation(len(shards))
+        total = sum(len(b) for k in range(0, len(order), 64) for b in shards.encoded([int(i) for i in order[k : k + 64]]))
+        done = time.perf_counter()
+        samples = list(wds.WebDataset(sorted(str(p) for p in out.glob("train-*.tar")), shardshuffle=False))
+        finished = time.perf_counter()
+        assert len(samples) == len(shards)
+        best = {"index": min(best["index"], indexed - start), "ours": min(best["ours"], done - start), "wds": min(best["wds"], finished - done)}
+    megabytes = total / 1e6
+    rows.append(["selfsup TarShards (index + shuffled reads)", f"{best['index']:.3f}", f"{len(shards) / best['ours']:.0f}",
+                 f"{megabytes / best['ours']:.0f}", f"{best['wds'] / best['ours']:.2f}x"])
+    rows.append(["webdataset.WebDataset (sequential)", "", f"{len(shards) / best['wds']:.0f}", f"{megabytes / best['wds']:.0f}", ""])
+    print(f"\nReading {len(shards)} samples ({megabytes:.0f} MB) from {len(list(out.glob('train-*.tar')))} shards, best of {args.repeat}")
+    print_table(["reader", "index (s)", "samples/s", "MB/s", "ours/peer"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="/tmp/selfsup-bench-photos", help="where the generated JPEG folders are kept")
@@ -235,12 +269,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--workers", type=int, default=1, help="loader workers of parts 2 and 3")
     parser.add_argument("--sizes", type=lambda t: [int(v) for v in t.split(",")], default=[1000, 20000])
-    parser.add_argument("--only", default="path,step,first")
+    parser.add_argument("--only", default="path,shards,step,first")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     folder = write_photo_jpegs(Path(args.root), args.path_images)
     if "path" in parts:
         data_path(args, folder)
+    if "shards" in parts:
+        shard_reading(args, folder)
     if "step" in parts:
         step_overlap(args, folder)
     if "first" in parts:

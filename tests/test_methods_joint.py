@@ -241,6 +241,17 @@ def test_dino_loss_centres_sharpens_and_crosses_views():
     np.testing.assert_allclose(m.center.numpy(), 0.9 * center + 0.1 * t.reshape(-1, 32).mean(0), rtol=1e-5, atol=1e-6)
 
 
+def test_dino_loss_needs_two_views_and_matching_shapes():
+    from selfsup.methods.dino import dino_loss
+
+    center = torch.zeros(5)
+    with pytest.raises(ValueError, match="need at least 2"):
+        dino_loss(torch.randn(1, 4, 5), torch.randn(1, 4, 5), center, 0.1, 0.04)
+    with pytest.raises(ValueError, match="G <= V"):
+        dino_loss(torch.randn(2, 4, 5), torch.randn(3, 4, 5), center, 0.1, 0.04)
+    assert torch.isfinite(dino_loss(torch.randn(2, 4, 5), torch.randn(1, 4, 5), center, 0.1, 0.04))
+
+
 def test_dino_student_learns_the_teachers_distribution():
     # the full loss first rises while centering spreads the teacher (as in the paper's early
     # epochs), so learning is checked against a fixed teacher and centre

@@ -167,8 +167,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         "image_size": args.image_size if from_files else int(source.images.shape[1]),
     }
     trainer = Trainer(method, source, config, Path(args.out), metadata=metadata, image_size=args.image_size if from_files else None)
-    if args.resume and trainer.resume():
-        print(f"resumed from step {trainer.step}", file=sys.stderr)
+    if args.resume:
+        if trainer.resume(allow_changes=args.allow_changes):
+            print(f"resumed from step {trainer.step}", file=sys.stderr)
+        else:
+            print(f"--resume: no checkpoint in {args.out}; starting from step 0", file=sys.stderr)
     trainer.fit()
     print(f"wrote {trainer.checkpoint_path}")
     return 0
@@ -403,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sync-bn", action="store_true",
                        help="under torchrun, BatchNorm statistics over the global batch (SyncBatchNorm)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    train.add_argument("--allow-changes", action="store_true",
+                       help="with --resume: accept settings that differ from the checkpoint's run (no exact resume; the changes are listed)")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=cmd_train)
 

@@ -4,6 +4,8 @@ renamed over the old one, so a run killed at any moment leaves either the old or
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,12 +35,26 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Raises ``FileNotFoundError`` naming the path, or ``ValueError`` for a file that is not a checkpoint."""
+    """Loads a checkpoint as data only (``torch.load(weights_only=True)``): tensors, containers and
+    plain values. Checkpoints come from users; unpickling anything else can run code that the
+    file carries, so such a file is refused, never executed.
+
+    Raises:
+        FileNotFoundError: no file at ``path``. ValueError: a file that is not a checkpoint, or one
+            that holds objects beyond tensors and plain values (names what it holds).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        detail = f"it needs {found.group(1)}" if found else "it needs classes that only unpickling can build"
+        raise ValueError(
+            f"checkpoint: {path} holds Python objects beyond tensors and plain values; loading it could run code "
+            f"from the file, so it is refused ({detail})"
+        ) from None
     except Exception as error:
         raise ValueError(f"checkpoint: {path} is not a readable checkpoint ({error})") from error
     if not isinstance(state, dict) or "model" not in state:

@@ -17,6 +17,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,6 +82,11 @@ class TrainConfig:
             raise ValueError(f"workers: expected an int >= 0, got {self.workers!r}")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps: expected 0 to {self.steps}, got {self.warmup_steps}")
+
+
+RUN_DEFINING: tuple[str, ...] = ("steps", "batch_size", "lr", "weight_decay", "optimizer", "schedule", "warmup_steps", "accumulate", "amp", "seed")
+"""The :class:`TrainConfig` fields that fix the samples, the updates and the schedule of a run: a
+resumed run with other values would not end where the original would."""
 
 
 class Trainer:
@@ -187,20 +193,48 @@ class Trainer:
             "metadata": self.metadata,
         }
 
-    def resume(self, path: str | Path | None = None) -> bool:
-        """Loads ``path`` (default: the run's checkpoint). Returns False if there is none."""
+    def resume(self, path: str | Path | None = None, *, allow_changes: bool = False) -> bool:
+        """Loads ``path`` (default: the run's checkpoint). Returns False if there is none.
+
+        Exact resume needs the run the checkpoint was written by: a different value of any of
+        :data:`RUN_DEFINING` (the optimizer, batch, learning rate, schedule, steps, …) is refused,
+        naming each change. With ``allow_changes`` the changes are accepted and reported on
+        stderr: the weights and position load; the optimizer state loads only for the same
+        optimizer, and the schedule continues from the step under the new settings.
+
+        Raises:
+            ValueError: another method wrote the checkpoint; changed settings without
+                ``allow_changes``; and see :func:`~selfsup.train.checkpoint.load_checkpoint`.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
         if path == self.checkpoint_path and not path.exists():
             return False
         state = load_checkpoint(path)
         if state.get("method") != self.method.name:
             raise ValueError(f"checkpoint: {path} was written by method {state.get('method')!r}, not {self.method.name!r}")
+        saved, now = state.get("config", {}), asdict(self.config)
+        changes = [f"{key} {saved[key]!r} -> {now[key]!r}" for key in RUN_DEFINING if key in saved and saved[key] != now[key]]
+        if changes and not allow_changes:
+            raise ValueError(
+                f"checkpoint: {path} was written by a run with other settings ({'; '.join(changes)}); resume with the same "
+                "settings, or allow the changes (allow_changes=True, --allow-changes) to continue without exact resume"
+            )
         self.method.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if saved.get("optimizer", self.config.optimizer) == self.config.optimizer:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.micro = int(state["step"]), int(state["micro"])
+        if changes:
+            print(f"resuming {path} with changed settings: {'; '.join(changes)}", file=sys.stderr)
+            self.micro = self.step * self.config.accumulate if saved.get("accumulate") != self.config.accumulate else self.micro
+            self.scheduler = self._scheduler()
+            with warnings.catch_warnings():  # stepping the schedule alone, to the resumed step
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(min(self.step, self.config.steps - 1)):
+                    self.scheduler.step()
+        else:
+            self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.step, self.micro = int(state["step"]), int(state["micro"])
         torch.set_rng_state(state["torch_rng"])
         return True
 
@@ -219,6 +253,7 @@ class Trainer:
         self.method.train()
         start = time.perf_counter()
         metrics_name = "metrics.jsonl" if self.rank == 0 else f"metrics.rank{self.rank}.jsonl"
+        self._tidy_run_folder(self.out_dir / metrics_name)
         batches = iter(self.loader())
         try:
             self._run(batches, metrics_name, log, start)
@@ -234,6 +269,25 @@ class Trainer:
             more = f" (and {len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
             print(f"skipped {len(self.skipped)} unreadable images, each replaced in its batch: {listed}{more}", file=sys.stderr)
         return log
+
+    def _tidy_run_folder(self, metrics: Path) -> None:
+        """Before training: removes temporary checkpoint files a killed run left behind (rank 0)
+        and cuts ``metrics`` back to the rows up to the current step, so that a resumed run logs
+        every step once (a row cut short by the kill is dropped too)."""
+        if self.rank == 0:
+            for orphan in self.out_dir.glob(f".{self.checkpoint_path.name}.*.tmp"):
+                orphan.unlink(missing_ok=True)
+        if not metrics.exists():
+            return
+        kept = []
+        for line in metrics.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and int(row.get("step", 0)) <= self.step:
+                kept.append(line + "\n")
+        metrics.write_text("".join(kept))
 
     def _run(self, batches: Iterator[TrainBatch], metrics_name: str, log: list[dict[str, float]], start: float) -> None:
         c = self.config
