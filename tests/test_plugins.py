@@ -194,3 +194,50 @@ def test_builtin_tasks_follow_the_ops():
     relative = plugins.get("pretext_tasks", "context_prediction")(patch=20, gap=5, jitter=2)
     pairs = relative(images, seed=2)
     assert pairs.inputs.shape == (3, 2, 20, 20, 3) and set(pairs.targets.tolist()) <= set(range(8))
+
+
+EXITS = "import sys\nsys.exit(3)\n"
+
+MISSPELLED = '''
+from selfsup.hookspecs import hookimpl
+
+@hookimpl
+def selfsup_register_method(register):
+    register(object(), name="never")
+'''
+
+
+def test_a_plugin_that_exits_at_import_is_reported_and_the_rest_load(tmp_path: Path):
+    install_plugin(tmp_path, "exitpkg", "exits", EXITS)
+    install_plugin(tmp_path, "goodpkg", "good", GOOD)
+    result = run_python(REPORT, tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["errors"] == {"exits": "SystemExit: 3"} and "upside_down" in report["tasks"]
+    import os
+
+    listing = subprocess.run([sys.executable, "-m", "selfsup", "methods"], env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+                             capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0 and "rotnet" in listing.stdout and "'exits' was not loaded" in listing.stderr
+
+
+def test_a_dist_info_in_the_working_directory_is_not_a_plugin(tmp_path: Path):
+    marker = tmp_path / "imported"
+    install_plugin(tmp_path, "strangerpkg", "stranger", f"open({str(marker)!r}, 'w').close()\n")
+    import os
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.pop("SELFSUP_PLUGINS", None)
+    result = subprocess.run([sys.executable, "-m", "selfsup", "plugins"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stranger" not in result.stdout and not marker.exists()
+
+
+def test_misspelled_hooks_and_plugin_names_are_warned_about(tmp_path: Path):
+    install_plugin(tmp_path, "typopkg", "typo", MISSPELLED)
+    result = run_python(REPORT, tmp_path)
+    assert "never" not in json.loads(result.stdout)["methods"]
+    assert "defines selfsup_register_method, which is not a selfsup hook; did you mean selfsup_register_methods?" in result.stderr
+    picked = run_python(REPORT, tmp_path, env_plugins="typ")
+    assert "SELFSUP_PLUGINS names 'typ', which no installed plugin is called; did you mean 'typo'?" in picked.stderr

@@ -9,9 +9,11 @@ controls third-party loading: unset or ``all`` loads every entry point, ``none``
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import os
+import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -136,15 +138,47 @@ def make_manager() -> pluggy.PluginManager:
     return manager
 
 
+def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """Entry points of group ``selfsup`` of installed distributions. The current directory is left
+    out of the search even where it is on ``sys.path`` (``python -m selfsup``, ``torchrun -m``): a
+    ``*.dist-info`` folder lying in the working directory is not an installed plugin."""
+    here = os.path.realpath(os.getcwd())
+    path = [p for p in sys.path if p and os.path.realpath(p) != here]
+    points: dict[str, importlib.metadata.EntryPoint] = {}
+    for dist in importlib.metadata.distributions(path=path):
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                points.setdefault(ep.name, ep)  # the first on the path wins, as for imports
+    return sorted(points.values(), key=lambda ep: ep.name)
+
+
 def selected_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The installed entry points that ``SELFSUP_PLUGINS`` selects (``all``, ``none`` or names);
+    a name that matches no installed plugin is warned about."""
     setting = os.environ.get("SELFSUP_PLUGINS", "all").strip()
-    points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    points = installed_entry_points()
     if setting in ("", "all"):
         return points
     if setting == "none":
         return []
     wanted = {name.strip() for name in setting.split(",") if name.strip()}
+    unknown = sorted(wanted - {ep.name for ep in points})
+    for name in unknown:
+        close = difflib.get_close_matches(name, [ep.name for ep in points], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; installed: {', '.join(ep.name for ep in points) or 'none'}"
+        warnings.warn(f"SELFSUP_PLUGINS names {name!r}, which no installed plugin is called{hint}", PluginWarning, stacklevel=3)
     return [ep for ep in points if ep.name in wanted]
+
+
+def _warn_unknown_hooks(module: Any, plugin: str) -> None:
+    """Warns about module attributes that look like selfsup hooks but are none (a misspelled hook
+    implementation registers nothing)."""
+    known = [name for name in dir(hookspecs) if name.startswith("selfsup_")]
+    for attribute in dir(module):
+        if attribute.startswith("selfsup_") and attribute not in known and callable(getattr(module, attribute)):
+            close = difflib.get_close_matches(attribute, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; the hooks are {', '.join(known)}"
+            warnings.warn(f"selfsup plugin {plugin!r} defines {attribute}, which is not a selfsup hook{hint}", PluginWarning, stacklevel=4)
 
 
 def _fail(registry: Registry, plugin: str, error: str) -> None:
@@ -185,9 +219,12 @@ def load_registry() -> Registry:
         registry.plugins[name] = PluginInfo(name, source)
         try:
             module = importlib.import_module(name) if entry_point is None else entry_point.load()
+            _warn_unknown_hooks(module, name)
             manager.register(module, name=name)
             _call_hooks(manager, registry, name)
-        except Exception as error:  # a broken plugin must not take the host down
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # a broken plugin (even one calling sys.exit) must not take the host down
             _fail(registry, name, f"{type(error).__name__}: {error}")
     return registry
 
