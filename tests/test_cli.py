@@ -22,8 +22,11 @@ def test_train_export_eval(tmp_path: Path):
     result = selfsup("train", "--method", "rotnet", "--steps", "4", "--batch-size", "16", "--width", "4", "--out", str(run), "--quiet")
     assert result.returncode == 0, result.stderr
     assert (run / "checkpoint.pt").exists() and len((run / "metrics.jsonl").read_text().splitlines()) == 1
-    resumed = selfsup("train", "--method", "rotnet", "--steps", "6", "--batch-size", "16", "--width", "4", "--out", str(run), "--resume", "--quiet")
-    assert resumed.returncode == 0 and "resumed from step 4" in resumed.stderr
+    longer = ("train", "--method", "rotnet", "--steps", "6", "--batch-size", "16", "--width", "4", "--out", str(run), "--resume", "--quiet")
+    refused = selfsup(*longer)
+    assert refused.returncode == 2 and "other settings (steps 4 -> 6)" in refused.stderr
+    resumed = selfsup(*longer, "--allow-changes")
+    assert resumed.returncode == 0 and "resumed from step 4" in resumed.stderr and "changed settings: steps 4 -> 6" in resumed.stderr
     export = selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "backbone.pt"))
     assert export.returncode == 0, export.stderr
     from selfsup.models import small_resnet

@@ -408,3 +408,13 @@ def test_a_decompression_bomb_in_a_folder_is_skipped_not_fatal(tmp_path: Path):
         trainer.fit()
     assert list(trainer.skipped) == [str(tmp_path / "data" / "class_0" / "bomb.png")]
     assert "over the limit" in trainer.skipped[str(tmp_path / "data" / "class_0" / "bomb.png")]
+
+
+def test_the_pixel_limit_is_configurable(tmp_path: Path):
+    write_varied_folder(tmp_path / "data", 2, classes=1)
+    strict = ImageFolder(tmp_path / "data", max_pixels=100)
+    with pytest.warns(CorruptImageWarning, match="over the limit of 100"):
+        assert len(strict.load(range(2)).skipped) == 2
+    assert not ImageFolder(tmp_path / "data").load(range(2)).skipped
+    with pytest.raises(ValueError, match="max_pixels"):
+        ImageFolder(tmp_path / "data", max_pixels=0)

@@ -100,11 +100,14 @@ def numpy_barlow_twins(z1: np.ndarray, z2: np.ndarray, lam: float) -> float:
     return float(((1 - np.diag(c)) ** 2).sum() + lam * (c**2).sum() - lam * (np.diag(c) ** 2).sum())
 
 
-def numpy_vicreg(z1: np.ndarray, z2: np.ndarray) -> dict[str, float]:
+def numpy_vicreg(z1: np.ndarray, z2: np.ndarray, variance_reduction: str = "mean") -> dict[str, float]:
+    """The authors' code (facebookresearch/vicreg main.py): std_loss = mean(relu(1 - std_x)) / 2 +
+    mean(relu(1 - std_y)) / 2; eq. 6 of the paper sums the two hinges."""
     n, d = z1.shape
     out = {"invariance": float(((z1 - z2) ** 2).mean()), "variance": 0.0, "covariance": 0.0}
+    share = 0.5 if variance_reduction == "mean" else 1.0
     for z in (z1, z2):
-        out["variance"] += float(np.maximum(0, 1 - np.sqrt(z.var(0, ddof=1) + 1e-4)).mean())
+        out["variance"] += share * float(np.maximum(0, 1 - np.sqrt(z.var(0, ddof=1) + 1e-4)).mean())
         cov = np.cov(z, rowvar=False)
         out["covariance"] += float(((cov**2).sum() - (np.diag(cov) ** 2).sum()) / d)
     return out
@@ -126,9 +129,10 @@ def test_barlow_twins_loss_matches_the_paper():
 def test_vicreg_terms_match_the_paper():
     rng = np.random.default_rng(1)
     z1, z2 = rng.normal(size=(10, 5)), rng.normal(size=(10, 5)) * 0.3
-    terms = vicreg_terms(torch.from_numpy(z1), torch.from_numpy(z2))
-    for key, value in numpy_vicreg(z1, z2).items():
-        assert terms[key].item() == pytest.approx(value, rel=1e-9), key
+    for reduction in ("mean", "sum"):
+        terms = vicreg_terms(torch.from_numpy(z1), torch.from_numpy(z2), variance_reduction=reduction)
+        for key, value in numpy_vicreg(z1, z2, reduction).items():
+            assert terms[key].item() == pytest.approx(value, rel=1e-9), (reduction, key)
     m = method("vicreg", projection_dim=16)
     batch = batch_of(m)
     out = m.training_step(batch)
@@ -429,6 +433,7 @@ def test_moco_learns_to_find_the_key_among_the_queue(options: dict):
         ("byol", {"base_momentum": -0.1}, "base_momentum"),
         ("barlow_twins", {"redundancy_weight": 0.0}, "redundancy_weight: expected > 0"),
         ("vicreg", {"variance_weight": -1.0}, "variance_weight: expected >= 0"),
+        ("vicreg", {"variance_reduction": "max"}, "variance_reduction: expected 'mean'"),
         ("simsiam", {"image_size": 2}, "image_size: expected at least 8"),
         ("nnclr", {"support_size": 0}, "support_size: expected > 0"),
         ("dino", {"center_momentum": 2.0}, r"center_momentum: expected a value in \[0, 1\]"),

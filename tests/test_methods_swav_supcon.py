@@ -4,7 +4,6 @@ from the dataset through the trainer and the command line."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -218,9 +217,17 @@ def test_state_survives_a_checkpoint_and_resume_continues_identically(tmp_path: 
     straight = swav(**options)
     Trainer(straight, IMAGES, config, tmp_path / "straight").fit()
     first = swav(**options)
-    trainer = Trainer(first, IMAGES, config, tmp_path / "resumed")
-    trainer.config = dataclasses.replace(config, steps=2)
-    trainer.fit()
+    calls = []
+
+    def killed_at_step_3(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        calls.append(1)
+        if len(calls) == 3:  # after the step-2 checkpoint
+            raise KeyboardInterrupt
+        return type(first).training_step(first, batch)
+
+    first.training_step = killed_at_step_3  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(first, IMAGES, config, tmp_path / "resumed").fit()
     restored = swav(**options)
     restored.load_state_dict(torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["model"])
     torch.testing.assert_close(restored.queue, first.queue)

@@ -36,18 +36,20 @@ def check_same(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, *, sh
 
 
 def temperature(temperature: float | torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, float | None]:
-    """The temperature as a 0-dim float32 tensor on ``like``'s device (keeping its autograd graph),
-    and its value when known without a device sync inside ``torch.compile``."""
+    """The temperature as a 0-dim tensor on ``like``'s device in the compute dtype (float64 for
+    float64 embeddings, else float32; keeping its autograd graph), and its value when known
+    without a device sync inside ``torch.compile``."""
+    dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
     if isinstance(temperature, torch.Tensor):
         if temperature.numel() != 1:
             raise ValueError(f"temperature: expected a scalar, got shape {tuple(temperature.shape)}")
-        t = temperature.reshape(()).to(device=like.device, dtype=torch.float32)
+        t = temperature.reshape(()).to(device=like.device, dtype=dtype)
         if torch.compiler.is_compiling():
             return t, None
         value = float(t.detach())
     elif isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         value = float(temperature)
-        t = torch.tensor(value, device=like.device)
+        t = torch.tensor(value, device=like.device, dtype=dtype)
     else:
         raise TypeError(f"temperature: expected a float or a tensor, got {type(temperature).__name__}")
     if not value > 0 or value != value:

@@ -20,10 +20,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from selfsup_kernels import _ops, _validate, distributed, reference
+from selfsup_kernels import _core, _ops, _validate, distributed, reference
+from selfsup_kernels._autocast import outside_autocast
 from selfsup_kernels._module import ContrastiveLossModule
 
 
+@outside_autocast("q", "k", "negatives")
 def info_nce(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -70,7 +72,8 @@ def info_nce(
         return _validate.reduce(reference.info_nce(q, k, negatives, tau, normalize=False, batch_negatives=in_batch), reduction)
     backend = _ops.resolve_backend(backend, q)
     alpha = 1.0 / tau
-    positive = alpha * (q.float() * k.float()).sum(1)
+    dt = _core.compute_dtype(q.dtype)
+    positive = alpha * (q.to(dt) * k.to(dt)).sum(1)
     if in_batch:
         keys = distributed.gather(k)[0] if gather else k
         columns, extra = (keys if negatives is None else torch.cat([keys, negatives])), None

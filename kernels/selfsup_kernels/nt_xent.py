@@ -23,10 +23,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from selfsup_kernels import _ops, _validate, distributed, reference
+from selfsup_kernels import _core, _ops, _validate, distributed, reference
+from selfsup_kernels._autocast import outside_autocast
 from selfsup_kernels._module import ContrastiveLossModule
 
 
+@outside_autocast("z1", "z2")
 def nt_xent(
     z1: torch.Tensor,
     z2: torch.Tensor,
@@ -76,7 +78,8 @@ def nt_xent(
     local = torch.arange(n, device=z1.device) + offset
     own = torch.cat([local, local + total])
     alpha = 1.0 / tau
-    positive = alpha * (anchors.float() * torch.cat([z2, z1]).float()).sum(1)
+    dt = _core.compute_dtype(anchors.dtype)
+    positive = alpha * (anchors.to(dt) * torch.cat([z2, z1]).to(dt)).sum(1)
     weights = _validate.row_weights(reduction, 2 * n, device=z1.device)
     return _ops.contrast(
         anchors, columns, alpha, positive, weights=weights, own=own, backend=backend, unit_norm=normalize,

@@ -10,9 +10,15 @@ import torch
 import torch.nn.functional as F
 
 
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; everything else is computed in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tensor = 0.1, normalize: bool = True) -> torch.Tensor:
     """Per-anchor NT-Xent losses ``(2N,)``: anchor order ``z1`` then ``z2``."""
-    z = torch.cat([z1, z2]).float()
+    z = torch.cat([z1, z2]).to(_compute_dtype(z1.dtype))
     if normalize:
         z = F.normalize(z, dim=1)
     n = z1.shape[0]
@@ -31,8 +37,9 @@ def info_nce(
     batch_negatives: bool | None = None,
 ) -> torch.Tensor:
     """Per-query InfoNCE losses ``(N,)``."""
-    q, k = q.float(), k.float()
-    neg = None if negatives is None else negatives.float()
+    dt = _compute_dtype(q.dtype)
+    q, k = q.to(dt), k.to(dt)
+    neg = None if negatives is None else negatives.to(dt)
     if normalize:
         q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
         neg = None if neg is None else F.normalize(neg, dim=1)
@@ -51,7 +58,7 @@ def sup_con(z: torch.Tensor, labels: torch.Tensor, temperature: float | torch.Te
     """Per-anchor SupCon losses ``(N·V,)``, anchors ordered view-major; NaN-free: anchors without
     a positive get loss 0 (the fused loss leaves them out of the mean)."""
     n, v, _ = z.shape
-    feats = torch.cat(torch.unbind(z.float(), dim=1))
+    feats = torch.cat(torch.unbind(z.to(_compute_dtype(z.dtype)), dim=1))
     if normalize:
         feats = F.normalize(feats, dim=1)
     y = labels.repeat(v)

@@ -22,10 +22,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from selfsup_kernels import _ops, _validate, distributed, reference
+from selfsup_kernels import _core, _ops, _validate, distributed, reference
+from selfsup_kernels._autocast import outside_autocast
 from selfsup_kernels._module import ContrastiveLossModule
 
 
+@outside_autocast("z")
 def sup_con(
     z: torch.Tensor,
     labels: torch.Tensor,
@@ -93,14 +95,15 @@ def _positive_term(
     rows: torch.Tensor, columns: torch.Tensor, row_labels: torch.Tensor, col_labels: torch.Tensor, own: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean_{p ∈ P(i)} z_i·c_p, |P(i)| > 0)`` per anchor, from per-label sums of the columns
-    (float32, differentiable); 0 where an anchor has no positive."""
+    (float32, float64 for float64 inputs; differentiable); 0 where an anchor has no positive."""
     values, inverse = torch.unique(torch.cat([row_labels, col_labels]), return_inverse=True)
     row_class, col_class = inverse[: rows.shape[0]], inverse[rows.shape[0] :]
-    cols = columns.float()
-    sums = torch.zeros(values.shape[0], cols.shape[1], device=cols.device).index_add(0, col_class, cols)
+    dt = _core.compute_dtype(columns.dtype)
+    cols = columns.to(dt)
+    sums = torch.zeros(values.shape[0], cols.shape[1], device=cols.device, dtype=dt).index_add(0, col_class, cols)
     count = torch.bincount(col_class, minlength=values.shape[0])[row_class] - 1
     others = sums[row_class] - cols[own]
-    return (rows.float() * others).sum(1) / count.clamp_min(1), count > 0
+    return (rows.to(dt) * others).sum(1) / count.clamp_min(1), count > 0
 
 
 def _reduce_with_positives(losses: torch.Tensor, has_positive: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -24,6 +24,7 @@ __all__ = [
     "inpaint_masks",
     "decode_ab",
     "encode_ab",
+    "finish_native_calls",
     "get_num_threads",
     "jigsaw",
     "jigsaw_permutations",
@@ -37,8 +38,9 @@ __all__ = [
     "standardize_tiles",
 ]
 
+def finish_native_calls(timeout_s: float) -> bool: ...
 def get_num_threads() -> int: ...
-def decode_images(sources: list[Any], gray: str = "rgb", exif_orientation: bool = True) -> list[_U8 | str]: ...
+def decode_images(sources: list[Any], gray: str = "rgb", exif_orientation: bool = True, max_pixels: int | None = None) -> list[_U8 | str]: ...
 def set_num_threads(threads: int) -> None: ...
 def patch_grid(
     images: Any,

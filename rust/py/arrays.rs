@@ -7,7 +7,7 @@
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::prelude::*;
 use numpy::{Element, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArray};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use selfsup_ops::{ImageBatch, OpError};
 
@@ -20,7 +20,8 @@ pub fn value_error(arg: &str, message: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(format!("{arg}: {message}"))
 }
 
-/// A numpy array argument of element type `T`, borrowed when C-contiguous.
+/// A numpy array argument of element type `T`, borrowed when C-contiguous, otherwise (strided,
+/// negative strides, Fortran order, broadcast) copied in index order.
 pub struct ArrayArg<'py, T: Element> {
     borrowed: Option<PyReadonlyArrayDyn<'py, T>>,
     owned: Vec<T>,
@@ -61,7 +62,9 @@ pub fn array_arg<'py, T: Element + Copy>(
     })?;
     let view = typed.try_readonly().map_err(|e| value_error(arg, format!("cannot read the array: {e}")))?;
     let shape = view.shape().to_vec();
-    if view.as_slice().is_ok() {
+    // Only C order can be borrowed as a slice: rust-numpy's `as_slice` also accepts Fortran-ordered
+    // arrays, whose memory order is not the index order the ops read.
+    if untyped.is_c_contiguous() && view.as_slice().is_ok() {
         Ok(ArrayArg { borrowed: Some(view), owned: Vec::new(), shape })
     } else {
         let owned: Vec<T> = view.as_array().iter().copied().collect();
@@ -106,7 +109,12 @@ pub fn images_arg<'py>(obj: &Bound<'py, PyAny>, arg: &str, channels: &[usize]) -
 /// array of length `n` with non-negative entries.
 pub fn indices_arg(obj: Option<&Bound<'_, PyAny>>, n: usize, arg: &str) -> PyResult<Vec<u64>> {
     let Some(obj) = obj else {
-        return Ok((0..n as u64).collect());
+        let mut streams = Vec::new();
+        streams
+            .try_reserve_exact(n)
+            .map_err(|_| PyMemoryError::new_err(format!("{arg}: cannot allocate {n} per-sample stream numbers")))?;
+        streams.extend(0..n as u64);
+        return Ok(streams);
     };
     let array = array_arg::<i64>(obj, arg, "int64")?;
     if array.shape.len() != 1 || array.shape[0] != n {
@@ -136,12 +144,39 @@ pub fn to_numpy<'py, T: Element>(py: Python<'py>, data: Vec<T>, shape: &[usize])
     Ok(array.into_pyarray(py))
 }
 
-/// A zero-filled buffer for a large output array. Where the kernel supports
-/// it, the untouched pages are first advised onto transparent huge pages (as
-/// numpy does for its own large arrays): filling a fresh 4 KiB-paged buffer
-/// costs one page fault per page, as much as the work of some kernels.
-pub fn zeroed_output<T: Clone + Default>(len: usize) -> Vec<T> {
-    let v = vec![T::default(); len];
+/// The number of elements of an output of shape `dims`, or a `ValueError` naming `arg` when it
+/// does not fit in `usize`.
+fn elements(dims: &[usize], arg: &str) -> PyResult<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
+        PyValueError::new_err(format!("{arg}: the output of shape {dims:?} has more elements than memory can address"))
+    })
+}
+
+/// An empty vector with room for an output of shape `dims`, reserved fallibly: a size that
+/// cannot be allocated raises `MemoryError` (as numpy does) instead of aborting the process.
+fn reserved<T>(dims: &[usize], arg: &str) -> PyResult<(Vec<T>, usize)> {
+    let len = elements(dims, arg)?;
+    let mut v: Vec<T> = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        let bytes = (len as u128) * (std::mem::size_of::<T>() as u128);
+        PyMemoryError::new_err(format!("{arg}: cannot allocate the output of shape {dims:?} ({bytes} bytes)"))
+    })?;
+    Ok((v, len))
+}
+
+/// A zero-filled output buffer of shape `dims` (see [`reserved`]); errors name `arg`, the
+/// argument that sets the size.
+pub fn alloc<T: Clone + Default>(dims: &[usize], arg: &str) -> PyResult<Vec<T>> {
+    let (mut v, len) = reserved(dims, arg)?;
+    v.resize(len, T::default());
+    Ok(v)
+}
+
+/// [`alloc`] for a large output array. Where the kernel supports it, the untouched pages are
+/// first advised onto transparent huge pages (as numpy does for its own large arrays): filling
+/// a fresh 4 KiB-paged buffer costs one page fault per page, as much as the work of some kernels.
+pub fn zeroed_output<T: Clone + Default>(dims: &[usize], arg: &str) -> PyResult<Vec<T>> {
+    let (mut v, len) = reserved::<T>(dims, arg)?;
     #[cfg(target_os = "linux")]
     {
         const PAGE: usize = 4096;
@@ -150,12 +185,13 @@ pub fn zeroed_output<T: Clone + Default>(len: usize) -> Vec<T> {
         if bytes >= MIN_BYTES {
             let start = (v.as_ptr() as usize).next_multiple_of(PAGE);
             let end = (v.as_ptr() as usize + bytes) / PAGE * PAGE;
-            // SAFETY: [start, end) lies inside the allocation; MADV_HUGEPAGE only
+            // SAFETY: [start, end) lies inside the reserved allocation; MADV_HUGEPAGE only
             // changes how its pages are backed, never their contents.
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
         }
     }
-    v
+    v.resize(len, T::default());
+    Ok(v)
 }
 
 /// Builds, at import, every piece of lazily initialised state that argument

@@ -12,7 +12,7 @@ use selfsup_ops::augment::crop::CropRanges;
 use selfsup_ops::augment::geometry::{EraseRanges, EraseValue};
 use selfsup_ops::augment::{self as aug, Draws, OutBuf, Source, Step, Transform, View};
 
-use super::arrays::{array_arg, images_arg, indices_arg, op_err, to_numpy, value_error, zeroed_output, ArrayArg, Images};
+use super::arrays::{alloc, array_arg, images_arg, indices_arg, op_err, to_numpy, value_error, zeroed_output, ArrayArg, Images};
 use super::batch::run_blocks;
 
 type StepSpec = (String, Option<f64>, bool, Vec<f64>);
@@ -203,9 +203,11 @@ impl AugmentPipeline {
             .views
             .iter()
             .zip(&sizes)
-            .map(|(v, &(h, w))| if v.normalized() { OutBuf::F32(zeroed_output(n * 3 * h * w)) } else { OutBuf::U8(zeroed_output(n * 3 * h * w)) })
-            .collect();
-        let mut drawn: Vec<Vec<f64>> = self.views.iter().map(|v| vec![0.0; n * v.n_params()]).collect();
+            .map(|(v, &(h, w))| -> PyResult<OutBuf> {
+                Ok(if v.normalized() { OutBuf::F32(zeroed_output(&[n, 3, h, w], "images")?) } else { OutBuf::U8(zeroed_output(&[n, 3, h, w], "images")?) })
+            })
+            .collect::<PyResult<_>>()?;
+        let mut drawn: Vec<Vec<f64>> = self.views.iter().map(|v| alloc::<f64>(&[n, v.n_params()], "images")).collect::<PyResult<_>>()?;
         let draws = Draws { seed, epoch, indices: &indices };
         let views = &self.views;
         run_blocks(py, n, |r, parallel| {

@@ -5,7 +5,7 @@ use numpy::PyUntypedArray;
 use pyo3::prelude::*;
 use selfsup_ops::color;
 
-use super::arrays::{array_arg, float_arg, to_numpy, value_error};
+use super::arrays::{alloc, array_arg, float_arg, to_numpy, value_error};
 use super::batch::run_detached;
 
 fn last_dim(shape: &[usize], want: usize, arg: &str) -> PyResult<usize> {
@@ -30,7 +30,7 @@ fn finite_floats(obj: &Bound<'_, PyAny>, arg: &str, want: usize) -> PyResult<(Ve
 
 /// Applies `f` to every 3-value pixel of `data` on the pool, GIL released.
 fn map_pixels<T: Copy + Sync>(py: Python<'_>, data: &[T], f: impl Fn(&[T]) -> [f32; 3] + Sync + Send) -> PyResult<Vec<f32>> {
-    let mut out = vec![0f32; data.len()];
+    let mut out = alloc::<f32>(&[data.len()], "pixels")?;
     run_detached(py, |parallel| {
         use rayon::prelude::*;
         let work = |(src, dst): (&[T], &mut [f32])| {
@@ -82,6 +82,7 @@ fn lab_to_rgb<'py>(py: Python<'py>, lab: &Bound<'py, PyAny>) -> PyResult<Bound<'
 #[pyfunction]
 #[pyo3(signature = (grid=10))]
 fn ab_bins<'py>(py: Python<'py>, grid: i64) -> PyResult<Bound<'py, PyAny>> {
+    let _active = super::batch::enter()?;
     let bins = py.detach(|| grid_bins(grid))?;
     let q = bins.len();
     Ok(to_numpy(py, bins.into_iter().flatten().collect(), &[q, 2])?.into_any())
@@ -101,7 +102,7 @@ fn encode_ab<'py>(py: Python<'py>, ab: &Bound<'py, PyAny>, sigma: f64, neighbour
         return Err(value_error("neighbours", format!("expected 1 to {q}, got {neighbours}")));
     }
     let k = neighbours as usize;
-    let mut out = vec![0f32; n * q];
+    let mut out = alloc::<f32>(&[n, q], "ab")?;
     run_detached(py, |parallel| {
         use rayon::prelude::*;
         let work = |(src, dst): (&[f32], &mut [f32])| {
@@ -127,7 +128,7 @@ fn encode_ab<'py>(py: Python<'py>, ab: &Bound<'py, PyAny>, sigma: f64, neighbour
 fn nearest_ab_bin<'py>(py: Python<'py>, ab: &Bound<'py, PyAny>, grid: i64) -> PyResult<Bound<'py, PyAny>> {
     let (data, shape, n) = finite_floats(ab, "ab", 2)?;
     let bins = grid_bins(grid)?;
-    let mut out = vec![0i64; n];
+    let mut out = alloc::<i64>(&[n], "ab")?;
     run_detached(py, |_| {
         let mut scratch = Vec::with_capacity(1);
         for (s, d) in data.chunks_exact(2).zip(out.iter_mut()) {
@@ -152,7 +153,7 @@ fn decode_ab<'py>(py: Python<'py>, probs: &Bound<'py, PyAny>, temperature: f64, 
     if data.iter().any(|v| !v.is_finite() || *v < 0.0) {
         return Err(value_error("probs", "expected finite non-negative probabilities"));
     }
-    let mut out = vec![0f32; n * 2];
+    let mut out = alloc::<f32>(&[n, 2], "probs")?;
     run_detached(py, |_| {
         for (p, d) in data.chunks_exact(q).zip(out.chunks_exact_mut(2)) {
             d.copy_from_slice(&color::annealed_mean(p, &bins, temperature as f32));

@@ -7,7 +7,7 @@ use selfsup_ops::corrupt::{self as corrupt_ops, KINDS};
 use selfsup_ops::parallel::for_each_sample3;
 use selfsup_ops::rng::{OpSalt, Streams};
 
-use super::arrays::{images_arg, indices_arg, opt_i64_arg, to_numpy, value_error};
+use super::arrays::{alloc, images_arg, indices_arg, opt_i64_arg, to_numpy, value_error};
 use super::batch::run_blocks;
 
 /// Corrupted images, labels `(N,)`, masks `(N, H, W)`, regions `(N, 2, 2)` (top-left of the
@@ -43,9 +43,9 @@ fn corrupt<'py>(
     }
     let indices = indices_arg(indices, s.n, "indices")?;
     let len = s.sample_len();
-    let mut out = vec![0u8; s.n * len];
-    let mut masks = vec![0u8; s.n * s.h * s.w];
-    let mut meta = vec![0i64; s.n * 5];
+    let mut out = alloc::<u8>(&[s.n, len], "images")?;
+    let mut masks = alloc::<u8>(&[s.n, s.h, s.w], "images")?;
+    let mut meta = alloc::<i64>(&[s.n, 5], "images")?;
     run_blocks(py, s.n, |r, parallel| {
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
         let start = r.start;

@@ -1,6 +1,6 @@
 //! Wrapper of image decoding (`selfsup_ops::decode`).
 //!
-//! `decode_images(sources, gray, exif_orientation)` takes a list of `bytes`
+//! `decode_images(sources, gray, exif_orientation, max_pixels)` takes a list of `bytes`
 //! (encoded images) or `str` (file paths), reads and decodes them with the
 //! GIL released on the crate's pool, and returns one entry per source: a
 //! uint8 `(H, W, C)` array, or a `str` saying why that source could not be
@@ -22,13 +22,19 @@ enum Owned<'py> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (sources, gray = "rgb", exif_orientation = true))]
+#[pyo3(signature = (sources, gray = "rgb", exif_orientation = true, max_pixels = None))]
 fn decode_images<'py>(
     py: Python<'py>,
     sources: &Bound<'py, PyList>,
     gray: &str,
     exif_orientation: bool,
+    max_pixels: Option<i64>,
 ) -> PyResult<Bound<'py, PyList>> {
+    let max_pixels = match max_pixels {
+        None => decode::DEFAULT_MAX_PIXELS,
+        Some(n) if n > 0 => n as u64,
+        Some(n) => return Err(value_error("max_pixels", format!("expected a positive int, got {n}"))),
+    };
     let gray = match gray {
         "rgb" => Gray::Rgb,
         "keep" => Gray::Keep,
@@ -52,7 +58,7 @@ fn decode_images<'py>(
             Owned::Path(p) => Input::Path(p.as_path()),
         })
         .collect();
-    let options = DecodeOptions { gray, exif_orientation, ..DecodeOptions::default() };
+    let options = DecodeOptions { gray, exif_orientation, max_pixels, ..DecodeOptions::default() };
     let mut results = Vec::with_capacity(inputs.len());
     let inputs_ref = &inputs;
     run_blocks(py, inputs.len(), |range, parallel| {

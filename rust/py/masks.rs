@@ -5,7 +5,7 @@ use selfsup_ops::masks::{self, Fill, MaskKind};
 use selfsup_ops::parallel::for_each_sample;
 use selfsup_ops::rng::{OpSalt, Streams};
 
-use super::arrays::{array_arg, images_arg, indices_arg, to_numpy, value_error};
+use super::arrays::{alloc, array_arg, images_arg, indices_arg, to_numpy, value_error};
 use super::batch::run_blocks;
 
 fn fraction_arg(fraction: f64) -> PyResult<f32> {
@@ -46,7 +46,7 @@ fn inpaint_masks<'py>(
     };
     let (n, h, w) = (n as usize, size.0 as usize, size.1 as usize);
     let indices = indices_arg(indices, n, "indices")?;
-    let mut out = vec![0u8; n * h * w];
+    let mut out = alloc::<u8>(&[n, h, w], "n, size")?;
     run_blocks(py, n, |r, parallel| {
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
         for_each_sample(parallel, &mut out[r.start * h * w..r.end * h * w], h * w, |i, m| {
@@ -88,7 +88,7 @@ fn apply_mask<'py>(
     let indices = indices_arg(indices, s.n, "indices")?;
     let mask_data = m.data();
     let len = s.sample_len();
-    let mut out = vec![0u8; s.n * len];
+    let mut out = alloc::<u8>(&[s.n, len], "images")?;
     run_blocks(py, s.n, |r, parallel| {
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
         let start = r.start;

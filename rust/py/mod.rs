@@ -14,6 +14,9 @@ mod runtime;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     arrays::initialise_conversions(m.py())?;
+    let finish = wrap_pyfunction!(batch::finish_native_calls, m)?;
+    m.add_function(finish.clone())?;
+    m.py().import("atexit")?.call_method1("register", (finish, 30.0))?;
     runtime::register(m)?;
     augment::register(m)?;
     patches::register(m)?;

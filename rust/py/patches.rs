@@ -9,8 +9,8 @@ use selfsup_ops::relative::{self, RelativeSpec};
 use selfsup_ops::rng::{OpSalt, Streams};
 use selfsup_ops::rotate;
 
-use super::arrays::{array_arg, images_arg, indices_arg, op_err, opt_i64_arg, to_numpy, value_error};
-use super::batch::{run_blocks, run_detached};
+use super::arrays::{alloc, array_arg, images_arg, indices_arg, op_err, opt_i64_arg, to_numpy, value_error};
+use super::batch::{run_blocks, run_detached, run_interruptible};
 
 fn positive(v: i64, arg: &str) -> PyResult<usize> {
     if v > 0 {
@@ -63,8 +63,8 @@ fn patch_grid<'py>(
     }
     let indices = indices_arg(indices, s.n, "indices")?;
     let tile_len = t * spec.patch * spec.patch * s.c;
-    let mut out = vec![0u8; s.n * tile_len];
-    let mut pos = vec![0i64; s.n * t * 2];
+    let mut out = alloc::<u8>(&[s.n, tile_len], "images")?;
+    let mut pos = alloc::<i64>(&[s.n, t, 2], "images")?;
     run_blocks(py, s.n, |r, parallel| {
         let sub = batch.rows(r.clone());
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
@@ -89,7 +89,10 @@ fn jigsaw_permutations<'py>(py: Python<'py>, count: i64, tiles: i64, seed: u64, 
         "maxmean" => Criterion::MaxMean,
         other => return Err(value_error("criterion", format!("expected 'maxmin' or 'maxmean', got {other:?}"))),
     };
-    let set = run_detached(py, |parallel| jigsaw_ops::permutation_set(count, tiles, seed, criterion, parallel))?.map_err(op_err)?;
+    let set = run_interruptible(py, |parallel, stop| {
+        jigsaw_ops::permutation_set_until(count, tiles, seed, criterion, parallel, &|| stop.load(std::sync::atomic::Ordering::Relaxed))
+    })?
+    .map_err(op_err)?;
     let set: Vec<i64> = set.into_iter().map(i64::from).collect();
     Ok(to_numpy(py, set, &[count, tiles])?.into_any())
 }
@@ -140,9 +143,9 @@ fn jigsaw<'py>(
     let indices = indices_arg(indices, s.n, "indices")?;
     let p = spec.grid.patch;
     let tile_len = t * p * p * s.c;
-    let mut out = vec![0u8; s.n * tile_len];
-    let mut lab = vec![0i64; s.n];
-    let mut pos = vec![0i64; s.n * t * 2];
+    let mut out = alloc::<u8>(&[s.n, tile_len], "images")?;
+    let mut lab = alloc::<i64>(&[s.n], "images")?;
+    let mut pos = alloc::<i64>(&[s.n, t, 2], "images")?;
     run_blocks(py, s.n, |r, parallel| {
         let sub = batch.rows(r.clone());
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
@@ -175,7 +178,7 @@ fn standardize_tiles<'py>(py: Python<'py>, tiles: &Bound<'py, PyAny>) -> PyResul
     let c = shape[shape.len() - 1];
     let tile_len = c * shape[shape.len() - 2] * shape[shape.len() - 3];
     let data = arr.data();
-    let mut out = vec![0f32; data.len()];
+    let mut out = alloc::<f32>(&[data.len()], "images")?;
     run_detached(py, |_| jigsaw_ops::standardize_tiles(data, tile_len, c, &mut out))?;
     Ok(to_numpy(py, out, &shape)?.into_any())
 }
@@ -221,9 +224,9 @@ fn relative_patches<'py>(
     let indices = indices_arg(indices, s.n, "indices")?;
     let p = spec.patch;
     let pair_len = 2 * p * p * s.c;
-    let mut out = vec![0u8; s.n * pair_len];
-    let mut lab = vec![0i64; s.n];
-    let mut pos = vec![0i64; s.n * 4];
+    let mut out = alloc::<u8>(&[s.n, pair_len], "images")?;
+    let mut lab = alloc::<i64>(&[s.n], "images")?;
+    let mut pos = alloc::<i64>(&[s.n, 4], "images")?;
     run_blocks(py, s.n, |r, parallel| {
         let sub = batch.rows(r.clone());
         let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
@@ -279,7 +282,7 @@ fn rotations<'py>(
     };
     let (oh, ow) = rotate::output_size(s.h, s.w, &turns).map_err(op_err)?;
     let m = turns.len();
-    let mut out = vec![0u8; m * s.sample_len()];
+    let mut out = alloc::<u8>(&[m, s.sample_len()], "images")?;
     let len = s.sample_len();
     run_blocks(py, m, |r, parallel| {
         rotate::rotate_batch(&batch, &sources[r.clone()], &turns[r.clone()], parallel, &mut out[r.start * len..r.end * len]);

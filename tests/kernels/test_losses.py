@@ -269,3 +269,21 @@ def test_gather_across_two_gloo_processes_equals_one_process(tmp_path: Path, bac
             torch.testing.assert_close(ranks[r][name]["loss"], loss.detach(), rtol=1e-6, atol=1e-6, msg=name)
             for got, want in zip(ranks[r][name]["grads"], full):
                 torch.testing.assert_close(got, want[r * 8 : r * 8 + 8], rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("backend", ["torch", "reference"])
+def test_float64_losses_pass_gradcheck_in_embeddings_and_temperature(backend: str):
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = (torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    queue = torch.randn(7, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    views = torch.randn(6, 2, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 2, 1, 2])
+    tau = torch.tensor(0.02, dtype=torch.float64, requires_grad=True)
+    checks = {
+        "nt_xent": (lambda a, b, t: nt_xent(a, b, t, backend=backend), (z1, z2, tau)),
+        "info_nce": (lambda a, b, q, t: info_nce(a, b, negatives=q, temperature=t, backend=backend), (z1, z2, queue, tau)),
+        "sup_con": (lambda v, t: sup_con(v, labels, t, backend=backend), (views, tau)),
+    }
+    for name, (fn, inputs) in checks.items():
+        assert fn(*inputs).dtype == torch.float64, name
+        assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4), name

@@ -93,11 +93,15 @@ class FileSource:
     labeled: bool
     samples: list[tuple[str, int]]
 
-    def __init__(self, *, gray: Literal["rgb", "keep"] = "rgb", exif_orientation: bool = True) -> None:
+    def __init__(self, *, gray: Literal["rgb", "keep"] = "rgb", exif_orientation: bool = True, max_pixels: int | None = None) -> None:
         if gray not in ("rgb", "keep"):
             raise ValueError(f"gray: expected 'rgb' or 'keep', got {gray!r}")
+        if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+            raise ValueError(f"max_pixels: expected a positive int or None, got {max_pixels!r}")
         self.gray: Literal["rgb", "keep"] = gray
         self.exif_orientation = bool(exif_orientation)
+        self.max_pixels = max_pixels
+        """Images declaring more pixels are unreadable (:func:`~selfsup.ops.decode_images`)."""
         self.samples = []
         self.skipped: dict[str, str] = {}
         """Files found unreadable so far: path → reason."""
@@ -143,7 +147,9 @@ class FileSource:
     def _decode(self, indices: Sequence[int]) -> list[U8Array | DecodeError]:
         sources = self.encoded(indices)
         readable = [k for k, src in enumerate(sources) if not isinstance(src, Unreadable)]
-        decoded = decode_images([sources[k] for k in readable], gray=self.gray, exif_orientation=self.exif_orientation, errors="return")
+        decoded = decode_images(
+            [sources[k] for k in readable], gray=self.gray, exif_orientation=self.exif_orientation, errors="return", max_pixels=self.max_pixels
+        )
         out: list[U8Array | DecodeError] = [
             DecodeError(k, self.samples[indices[k]][0], src.reason) if isinstance(src, Unreadable) else np.empty(0, np.uint8)
             for k, src in enumerate(sources)
@@ -207,6 +213,7 @@ class ImageFolder(FileSource):
         extensions: accepted file name endings.
         gray: ``"rgb"`` (greyscale images as three channels) or ``"keep"`` (one channel).
         exif_orientation: apply the EXIF orientation tag.
+        max_pixels: images declaring more pixels are unreadable (default: Pillow's bomb limit).
 
     Raises:
         FileNotFoundError: ``root`` is not a folder; no class folder (``labeled=True``); no image
@@ -233,6 +240,7 @@ class ImageFolder(FileSource):
         extensions: Sequence[str] = IMG_EXTENSIONS,
         gray: Literal["rgb", "keep"] = "rgb",
         exif_orientation: bool = True,
+        max_pixels: int | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -241,7 +249,7 @@ class ImageFolder(FileSource):
             raise ValueError(f"extensions: expected a non-empty sequence of endings such as '.jpg', got {extensions!r}")
         if labeled not in (True, False, "auto"):
             raise ValueError(f"labeled: expected True, False or 'auto', got {labeled!r}")
-        super().__init__(gray=gray, exif_orientation=exif_orientation)
+        super().__init__(gray=gray, exif_orientation=exif_orientation, max_pixels=max_pixels)
         self.extensions = tuple(e.lower() for e in extensions)
         if labeled == "auto":
             top = sorted(os.scandir(self.root), key=lambda e: e.name)
@@ -296,8 +304,10 @@ class FileList(FileSource):
             without a label while others have one (names the line).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, gray: Literal["rgb", "keep"] = "rgb", exif_orientation: bool = True) -> None:
-        super().__init__(gray=gray, exif_orientation=exif_orientation)
+    def __init__(
+        self, path: str | os.PathLike[str], *, gray: Literal["rgb", "keep"] = "rgb", exif_orientation: bool = True, max_pixels: int | None = None
+    ) -> None:
+        super().__init__(gray=gray, exif_orientation=exif_orientation, max_pixels=max_pixels)
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"data: {str(self.path)!r} is not a file list")

@@ -118,7 +118,7 @@ class TarShards(FileSource):
 
     Args:
         pattern: a shard path, a brace pattern ``shards/train-{000000..000127}.tar`` or a glob.
-        gray, exif_orientation: as :class:`~selfsup.data.ImageFolder`.
+        gray, exif_orientation, max_pixels: as :class:`~selfsup.data.ImageFolder`.
 
     Raises:
         FileNotFoundError: no shard matches, or a named shard does not exist.
@@ -137,8 +137,10 @@ class TarShards(FileSource):
         (5, (24, 24, 3))
     """
 
-    def __init__(self, pattern: str, *, gray: Literal["rgb", "keep"] = "rgb", exif_orientation: bool = True) -> None:
-        super().__init__(gray=gray, exif_orientation=exif_orientation)
+    def __init__(
+        self, pattern: str, *, gray: Literal["rgb", "keep"] = "rgb", exif_orientation: bool = True, max_pixels: int | None = None
+    ) -> None:
+        super().__init__(gray=gray, exif_orientation=exif_orientation, max_pixels=max_pixels)
         self.pattern = str(pattern)
         self.paths = expand_pattern(self.pattern)
         if not self.paths:

@@ -124,7 +124,7 @@ class MAEDecoder(nn.Module):
     def forward(self, latent: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         x = self.embed(latent)
         n, _, dim = x.shape
-        canvas = self.mask_token.expand(n, self.num_patches, dim)
+        canvas = self.mask_token.expand(n, self.num_patches, dim).to(x.dtype)  # x is bfloat16/float16 under autocast
         patches = torch.scatter(canvas, 1, keep.unsqueeze(-1).expand(-1, -1, dim), x[:, 1:])
         x = torch.cat([x[:, :1], patches], dim=1) + self.pos_embed
         for block in self.blocks:

@@ -6,7 +6,12 @@ For the two views' embeddings Z, Z′ ``(N, D)``:
     s(Z, Z′) = (1/ND) Σ_b ‖z_b − z′_b‖²   (the paper's code: mean squared error)   (invariance)
     v(Z)     = (1/D) Σ_j max(0, γ − √(Var(z_j) + ε)),   γ = 1, ε = 10⁻⁴           (variance)
     c(Z)     = (1/D) Σ_{i≠j} Cov(Z)_ij²                                            (covariance)
-    L = λ s + μ [v(Z) + v(Z′)] + ν [c(Z) + c(Z′)],   λ = μ = 25, ν = 1             (eq. 6)
+    L = λ s + μ [v(Z) + v(Z′)]/2 + ν [c(Z) + c(Z′)],   λ = μ = 25, ν = 1
+
+The variance term is the *mean* of the two branches' hinges, as in the authors' code
+(facebookresearch/vicreg ``main.py``: ``std_loss = mean(relu(1 − std_x))/2 + mean(relu(1 −
+std_y))/2``), which LightlySSL and pytorch-metric-learning follow and with which λ = μ = 25,
+ν = 1 were tuned; eq. 6 of the paper writes the sum, ``variance_reduction="sum"``.
 
 Variances and covariances use the unbiased (N − 1) estimate, as the paper's code. The expander is
 3 layers with BatchNorm (paper: 8192; here 4 × the backbone's features). Under
@@ -42,6 +47,7 @@ class VICReg(JointEmbedding):
         invariance_weight: float = 25.0,
         variance_weight: float = 25.0,
         covariance_weight: float = 1.0,
+        variance_reduction: str = "mean",
         image_size: int | None = None,
         blur: bool | None = None,
     ) -> None:
@@ -51,20 +57,25 @@ class VICReg(JointEmbedding):
         for name, value in (("invariance_weight", invariance_weight), ("variance_weight", variance_weight), ("covariance_weight", covariance_weight)):
             if not value >= 0:
                 raise ValueError(f"{name}: expected >= 0, got {value}")
+        if variance_reduction not in ("mean", "sum"):
+            raise ValueError(f"variance_reduction: expected 'mean' (the authors' code) or 'sum' (eq. 6), got {variance_reduction!r}")
         self.weights = (float(invariance_weight), float(variance_weight), float(covariance_weight))
+        self.variance_reduction = variance_reduction
         self.projector = ProjectionHead(self.feature_dim, dim, dim, layers=projector_layers)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         z = self.encode(lambda x: self.projector(self.backbone(x)), batch["views"])
-        terms = vicreg_terms(gather_global(z[0]), gather_global(z[1]))
+        terms = vicreg_terms(gather_global(z[0]), gather_global(z[1]), variance_reduction=self.variance_reduction)
         lam, mu, nu = self.weights
         loss = lam * terms["invariance"] + mu * terms["variance"] + nu * terms["covariance"]
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
 
-def vicreg_terms(z1: torch.Tensor, z2: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> dict[str, torch.Tensor]:
-    """The three unweighted terms ``invariance`` s, ``variance`` v(Z) + v(Z′) and ``covariance``
-    c(Z) + c(Z′) for ``z1``, ``z2`` ``(N, D)``, N ≥ 2."""
+def vicreg_terms(
+    z1: torch.Tensor, z2: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4, variance_reduction: str = "mean"
+) -> dict[str, torch.Tensor]:
+    """The three unweighted terms ``invariance`` s, ``variance`` [v(Z) + v(Z′)]/2 (or the sum with
+    ``variance_reduction="sum"``) and ``covariance`` c(Z) + c(Z′) for ``z1``, ``z2`` ``(N, D)``, N ≥ 2."""
     if z1.shape != z2.shape or z1.ndim != 2:
         raise ValueError(f"z2: expected the shape of z1 (N, D), got {tuple(z1.shape)} and {tuple(z2.shape)}")
     if z1.shape[0] < 2:
@@ -79,6 +90,8 @@ def vicreg_terms(z1: torch.Tensor, z2: torch.Tensor, gamma: float = 1.0, eps: fl
         variance = variance + F.relu(gamma - std).mean()
         cov = centred.T @ centred / (n - 1)
         covariance = covariance + off_diagonal(cov).pow(2).sum() / d
+    if variance_reduction == "mean":
+        variance = variance / 2
     return {"invariance": invariance, "variance": variance, "covariance": covariance}
 
 

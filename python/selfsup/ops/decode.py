@@ -67,11 +67,13 @@ def _name(src: bytes | str) -> str:
 
 @overload
 def decode_images(
-    sources: Sequence[Source], *, gray: Literal["rgb", "keep"] = ..., exif_orientation: bool = ..., errors: Literal["raise"] = ...
+    sources: Sequence[Source], *, gray: Literal["rgb", "keep"] = ..., exif_orientation: bool = ..., errors: Literal["raise"] = ...,
+    max_pixels: int | None = ...,
 ) -> list[U8Array]: ...
 @overload
 def decode_images(
-    sources: Sequence[Source], *, gray: Literal["rgb", "keep"] = ..., exif_orientation: bool = ..., errors: Literal["return"]
+    sources: Sequence[Source], *, gray: Literal["rgb", "keep"] = ..., exif_orientation: bool = ..., errors: Literal["return"],
+    max_pixels: int | None = ...,
 ) -> list[U8Array | DecodeError]: ...
 def decode_images(
     sources: Sequence[Source],
@@ -79,6 +81,7 @@ def decode_images(
     gray: Literal["rgb", "keep"] = "rgb",
     exif_orientation: bool = True,
     errors: Literal["raise", "return"] = "raise",
+    max_pixels: int | None = None,
 ) -> list[U8Array] | list[U8Array | DecodeError]:
     """Reads and decodes images in one GIL-free call, one image per thread of selfsup's pool.
 
@@ -90,7 +93,13 @@ def decode_images(
     png, image-webp (both exact). A JPEG that ends before its end-of-image marker is an error, as
     in Pillow.
 
+    Untrusted files: the pixel count an image's header declares is checked before anything is
+    allocated, against ``max_pixels`` (default ``2 · 89,478,485``, where Pillow raises
+    ``DecompressionBombError``), and its decoded size against 1 GiB; a file over either limit is a
+    :class:`DecodeError` (skipped and counted in a folder), never an allocation that aborts.
+
     Args:
+        max_pixels: the largest width × height accepted (``None``: the default above).
         errors: ``"raise"``: the first bad source raises :class:`DecodeError` (after all are
             decoded); ``"return"``: a bad source's entry is its :class:`DecodeError` instead.
 
@@ -115,7 +124,7 @@ def decode_images(
         except DecodeError as unreadable:
             native.append(unreadable)
     readable = [n for n in native if not isinstance(n, DecodeError)]
-    decoded = iter(_native.decode_images(readable, gray, bool(exif_orientation)))
+    decoded = iter(_native.decode_images(readable, gray, bool(exif_orientation), max_pixels))
     results = [n if isinstance(n, DecodeError) else next(decoded) for n in native]
     out: list[U8Array | DecodeError] = []
     for k, (item, r) in enumerate(zip(native, results)):

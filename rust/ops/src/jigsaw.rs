@@ -9,7 +9,7 @@
 use rand::RngExt;
 use rayon::prelude::*;
 
-use crate::error::{ensure, OpResult};
+use crate::error::{ensure, OpError, OpResult};
 use crate::image::ImageBatch;
 use crate::patches::{positions_of, GridSpec};
 use crate::rng::{sample_rng, ChaCha8Rng, OpSalt};
@@ -56,6 +56,19 @@ fn hamming(a: &[u8], b: &[u8]) -> u32 {
 /// flat `(count, tiles)`. The first is drawn from `seed`; each next one is
 /// the best remaining one under `criterion`.
 pub fn permutation_set(count: usize, tiles: usize, seed: u64, criterion: Criterion, parallel: bool) -> OpResult<Vec<u8>> {
+    permutation_set_until(count, tiles, seed, criterion, parallel, &|| false)
+}
+
+/// [`permutation_set`] that gives up between two picks once `stop()` is true
+/// (an `OpError` on `count`): with 10 tiles each pick scans 3.6 million permutations.
+pub fn permutation_set_until(
+    count: usize,
+    tiles: usize,
+    seed: u64,
+    criterion: Criterion,
+    parallel: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> OpResult<Vec<u8>> {
     ensure((2..=MAX_TILES).contains(&tiles), "tiles", || {
         format!("expected 2 to {MAX_TILES} tiles, got {tiles}")
     })?;
@@ -69,6 +82,9 @@ pub fn permutation_set(count: usize, tiles: usize, seed: u64, criterion: Criteri
     let mut chosen = Vec::with_capacity(count * tiles);
     let mut next = sample_rng(seed, 0, OpSalt::Permutations, 0).random_range(0..total);
     for _ in 0..count {
+        if stop() {
+            return Err(OpError::new("count", "interrupted"));
+        }
         used[next] = true;
         let pick = &all[next * tiles..(next + 1) * tiles];
         chosen.extend_from_slice(pick);

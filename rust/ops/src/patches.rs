@@ -35,12 +35,13 @@ impl GridSpec {
     }
 
     pub fn tiles(&self) -> usize {
-        self.gy * self.gx
+        self.gy.saturating_mul(self.gx)
     }
 
-    /// Pixels the grid spans along an axis with `g` cells.
+    /// Pixels the grid spans along an axis with `g` cells (saturating: a grid too large to
+    /// count in `usize` spans more than any image and fails [`Self::check_fits`]).
     pub fn extent(&self, g: usize) -> usize {
-        (g - 1) * self.cell + self.cell.max(self.patch)
+        (g - 1).saturating_mul(self.cell).saturating_add(self.cell.max(self.patch))
     }
 
     /// Checks that the grid fits an `h × w` image.

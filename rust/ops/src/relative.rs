@@ -34,7 +34,7 @@ pub struct RelativeSpec {
 impl RelativeSpec {
     /// Pixels the layout needs along each axis.
     pub fn extent(&self) -> usize {
-        3 * self.patch + 2 * self.gap + 2 * self.jitter
+        self.patch.saturating_mul(3).saturating_add(self.gap.saturating_mul(2)).saturating_add(self.jitter.saturating_mul(2))
     }
 
     pub fn check(&self, h: usize, w: usize, c: usize) -> OpResult<()> {

@@ -42,7 +42,10 @@ impl CropBox {
     /// Checks that the box is non-empty and inside an `h × w` image.
     pub fn check(&self, h: usize, w: usize, arg: &'static str) -> OpResult<()> {
         ensure(
-            self.height > 0 && self.width > 0 && self.top + self.height <= h && self.left + self.width <= w,
+            self.height > 0
+                && self.width > 0
+                && self.top.checked_add(self.height).is_some_and(|bottom| bottom <= h)
+                && self.left.checked_add(self.width).is_some_and(|right| right <= w),
             arg,
             || {
                 format!(
