@@ -62,7 +62,16 @@ fn rgb_to_lab<'py>(py: Python<'py>, images: &Bound<'py, PyAny>) -> PyResult<Boun
         let arr = array_arg::<u8>(images, "images", "uint8")?;
         let shape = arr.shape.clone();
         last_dim(&shape, 3, "images")?;
-        let out = map_pixels(py, arr.data(), |p| color::srgb8_to_lab([p[0], p[1], p[2]]))?;
+        let data = arr.data();
+        let mut out = alloc::<f32>(&[data.len()], "images")?;
+        run_detached(py, |parallel| {
+            use rayon::prelude::*;
+            if parallel {
+                data.par_chunks(3 * 4096).zip(out.par_chunks_mut(3 * 4096)).for_each(|(s, d)| color::srgb8_to_lab_into(s, d));
+            } else {
+                color::srgb8_to_lab_into(data, &mut out);
+            }
+        })?;
         return Ok(to_numpy(py, out, &shape)?.into_any());
     }
     let (data, shape, _) = finite_floats(images, "images", 3)?;
