@@ -316,7 +316,11 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
+                with warnings.catch_warnings():
+                    # fp16: a step the gradient scaler skips (inf/NaN gradients) still advances the
+                    # schedule, as it should; torch warns as if the optimizer had not been stepped
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                    self.scheduler.step()
                 self.step += 1
                 self.method.on_step_end(self.step, c.steps)
                 if self.step % c.log_every == 0 or self.step == c.steps:
