@@ -308,11 +308,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
-    from selfsup.data import FileList, ImageFolder, write_shards
+    from selfsup.data import open_source, write_shards
 
-    data = Path(args.data)
     try:
-        source = ImageFolder(data) if data.is_dir() else FileList(data)
+        source = open_source(args.data)
         paths = write_shards(source, args.out, args.shard_size, prefix=args.prefix, progress=not args.quiet)
     except (ValueError, OSError) as error:
         raise UsageError(f"--{'out' if isinstance(error, FileExistsError) else 'data'}: {str(error).split(': ', 1)[-1]}") from None
@@ -480,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy the image files of a folder (class sub-folders give .cls labels) or file list, unchanged, into "
         "WebDataset-format tar shards PREFIX-000000.tar, ... that `selfsup train --data` (and webdataset, open_clip, timm) read.",
     )
-    shard.add_argument("--data", required=True, help="image folder or file list")
+    shard.add_argument("--data", required=True, help="image folder or file list (.txt or .csv)")
     shard.add_argument("--out", required=True, help="folder for the shards")
     shard.add_argument("--shard-size", type=_positive, default=1000, help="images per shard (default: 1000)")
     shard.add_argument("--prefix", default="train", help="shard file name prefix (default: train)")

@@ -69,17 +69,6 @@ def _walk(top: str) -> list[tuple[str, list[str]]]:
     return sorted(found)
 
 
-class Unreadable(bytes):
-    """Stands in for a sample's encoded bytes that could not be read; carries the reason."""
-
-    reason: str
-
-    def __new__(cls, reason: str) -> Unreadable:
-        out = super().__new__(cls, b"")
-        out.reason = reason
-        return out
-
-
 class FileSource:
     """Image files with their class indices (``-1`` when unlabeled): the part of a source that
     reads and decodes. :class:`ImageFolder` and :class:`FileList` find the files.
@@ -141,22 +130,14 @@ class FileSource:
 
     def encoded(self, indices: Sequence[int]) -> list[EncodedImage]:
         """What the decoder reads for the samples ``indices``: their paths (bytes for sources that
-        hold the images themselves; an :class:`Unreadable` where those could not be read)."""
+        hold the images themselves; :class:`~selfsup.ops.decode.Unreadable` where those could not
+        be read)."""
         return [self.samples[i][0] for i in indices]
 
     def _decode(self, indices: Sequence[int]) -> list[U8Array | DecodeError]:
-        sources = self.encoded(indices)
-        readable = [k for k, src in enumerate(sources) if not isinstance(src, Unreadable)]
-        decoded = decode_images(
-            [sources[k] for k in readable], gray=self.gray, exif_orientation=self.exif_orientation, errors="return", max_pixels=self.max_pixels
+        return decode_images(
+            self.encoded(indices), gray=self.gray, exif_orientation=self.exif_orientation, errors="return", max_pixels=self.max_pixels
         )
-        out: list[U8Array | DecodeError] = [
-            DecodeError(k, self.samples[indices[k]][0], src.reason) if isinstance(src, Unreadable) else np.empty(0, np.uint8)
-            for k, src in enumerate(sources)
-        ]
-        for k, d in zip(readable, decoded):
-            out[k] = d
-        return out
 
     def load(self, indices: Sequence[int]) -> Loaded:
         """Decodes the samples ``indices`` in one native call; unreadable ones are skipped (with a
@@ -366,26 +347,31 @@ def load_folder_array(root: str | os.PathLike[str], size: int, *, batch: int = 2
     Raises:
         ValueError: ``size`` < 1; ``root`` missing, empty or without a readable image.
     """
-    from selfsup.transforms import Compose, Resize
-
     if size < 1:
         raise ValueError(f"size: expected a positive int, got {size}")
     folder = ImageFolder(root, gray="rgb")
-    resize = Compose([Resize(size)])
     chunks: list[U8Array] = []
     for start in range(0, len(folder), batch):
         loaded = folder.load(range(start, min(start + batch, len(folder))))
-        if not loaded.images:
-            continue
-        squares = [np.ascontiguousarray(_central_square(image)) for image in loaded.images]
-        chunks.append(resize(squares, seed=0).permute(0, 2, 3, 1).contiguous().numpy())
+        if loaded.images:
+            chunks.append(center_squares(loaded.images, size))
     if not chunks:
         raise ValueError(f"root: none of the {len(folder)} image files under {str(folder.root)!r} could be decoded")
     return np.concatenate(chunks), folder
 
 
-def _central_square(image: U8Array) -> U8Array:
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return image[top : top + side, left : left + side]
+def center_squares(images: Sequence[U8Array], size: int) -> U8Array:
+    """Decoded images of any sizes → one uint8 ``(N, size, size, 3)`` array: each image's central
+    square (side ``min(H, W)``) resized with antialiasing — torchvision's ``Resize(size)`` +
+    ``CenterCrop(size)`` up to rounding of the crop; one native call for the batch."""
+    from selfsup.transforms import Compose, Resize
+
+    squares = []
+    for image in images:
+        h, w = image.shape[:2]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        squares.append(np.ascontiguousarray(image[top : top + side, left : left + side]))
+    out = Compose([Resize(size)])(squares, seed=0)
+    result: U8Array = out.permute(0, 2, 3, 1).contiguous().numpy()
+    return result

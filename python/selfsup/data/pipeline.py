@@ -1,6 +1,6 @@
 """The trainer's data path: sample keys → source → a method's batch pipeline → ready tensors.
 
-:func:`train_loader` builds a ``torch.utils.data.DataLoader`` whose batch sampler
+:class:`TrainLoader` wraps a ``torch.utils.data.DataLoader`` whose batch sampler
 (:class:`~selfsup.data.sampler.StepBatchSampler`) yields this rank's ``(epoch, index)`` keys of
 each micro-batch from a start position, whose dataset hands the keys through
 (:class:`~selfsup.data.loader.KeyDataset`), and whose collate (:class:`BatchCollate`) reads and
@@ -27,7 +27,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader
 
-from selfsup.data.folder import Loaded
+from selfsup.data.folder import Loaded, center_squares
 from selfsup.data.loader import KeyDataset
 from selfsup.data.sampler import SampleKey, StepBatchSampler
 
@@ -96,22 +96,6 @@ class BatchMaker(Protocol):
     def make_batch(
         self, images: Any, *, seed: int, epoch: int, indices: npt.NDArray[np.int64], device: torch.device | str = "cpu"
     ) -> dict[str, torch.Tensor]: ...
-
-
-def center_squares(images: Sequence[U8Array], size: int) -> U8Array:
-    """Decoded images of any sizes → one uint8 ``(N, size, size, 3)`` array: each image's central
-    square (side ``min(H, W)``) resized with antialiasing — torchvision's ``Resize(size)`` +
-    ``CenterCrop(size)`` up to rounding of the crop; one native call for the batch."""
-    from selfsup.transforms import Compose, Resize
-
-    squares = []
-    for image in images:
-        h, w = image.shape[:2]
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        squares.append(np.ascontiguousarray(image[top : top + side, left : left + side]))
-    out: torch.Tensor = Compose([Resize(size)])(squares, seed=0)
-    return out.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ samples in any order — a shuffled epoch, a rank's share — cost one read per 
 from __future__ import annotations
 
 import glob
+import io
 import os
 import re
 import tarfile
@@ -20,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from selfsup.data.folder import CorruptImageWarning, FileSource, Unreadable
+from selfsup.data.folder import CorruptImageWarning, FileSource
 from selfsup.ops.decode import Source as EncodedImage
+from selfsup.ops.decode import Unreadable
 
 IMAGE_FIELDS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp")
 """Fields read as the sample's image, the first one present in this order."""
@@ -153,27 +155,19 @@ class TarShards(FileSource):
         self.keys: list[str] = []
         self.without_image = 0
         for shard, path in enumerate(self.paths):
-            for key, fields in _index_shard(path, shard):
-                image = next((fields[f] for f in IMAGE_FIELDS if f in fields), None)
-                if image is None:
-                    self.without_image += 1
-                    continue
-                self.members.append(image)
-                self.keys.append(key)
-                labels.append(self._label(path, fields.get(LABEL_FIELD)))
+            with open(path, "rb") as handle:  # one open per shard for its labels
+                for key, fields in _index_shard(path, shard):
+                    image = next((fields[f] for f in IMAGE_FIELDS if f in fields), None)
+                    if image is None:
+                        self.without_image += 1
+                        continue
+                    self.members.append(image)
+                    self.keys.append(key)
+                    labels.append(_label(handle.fileno(), path, fields.get(LABEL_FIELD)))
         if not self.members:
             raise ValueError(f"data: no sample with a {'/'.join(IMAGE_FIELDS)} field in {self.pattern!r}")
         self.labeled = all(label is not None for label in labels)
         self.samples = [(f"{self.paths[m.shard]}:{m.name}", label if self.labeled and label is not None else -1) for m, label in zip(self.members, labels)]
-
-    @staticmethod
-    def _label(path: str, member: _Member | None) -> int | None:
-        if member is None:
-            return None
-        text = _read(path, member).decode("ascii", errors="replace").strip()
-        if not text.isdigit():
-            raise ValueError(f"data: shard {path}, member {member.name}: expected a non-negative integer class, got {text[:20]!r}")
-        return int(text)
 
     def encoded(self, indices: Sequence[int]) -> list[EncodedImage]:
         by_shard: dict[int, list[int]] = {}
@@ -186,13 +180,14 @@ class TarShards(FileSource):
                 fd = os.open(path, os.O_RDONLY)
             except OSError as error:
                 for k in positions:
-                    out[k] = Unreadable(f"cannot open the shard: {error.strerror}")
+                    out[k] = Unreadable(self.samples[indices[k]][0], f"cannot open the shard: {error.strerror}")
                 continue
             try:
                 for k in positions:
                     member = self.members[indices[k]]
                     data = os.pread(fd, member.size, member.offset)
                     out[k] = data if len(data) == member.size else Unreadable(
+                        self.samples[indices[k]][0],
                         f"truncated shard: member {member.name} needs {member.size} bytes at offset {member.offset}, found {len(data)}"
                     )
             finally:
@@ -203,10 +198,14 @@ class TarShards(FileSource):
         return f"TarShards({self.pattern!r}, {len(self.paths)} shards, {len(self)} images, {'labeled' if self.labeled else 'unlabeled'})"
 
 
-def _read(path: str, member: _Member) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(member.offset)
-        return handle.read(member.size)
+def _label(fd: int, path: str, member: _Member | None) -> int | None:
+    """The class in a ``cls`` member (ASCII digits), read from the open shard ``fd``."""
+    if member is None:
+        return None
+    text = os.pread(fd, member.size, member.offset).decode("ascii", errors="replace").strip()
+    if not text.isdigit():
+        raise ValueError(f"data: shard {path}, member {member.name}: expected a non-negative integer class, got {text[:20]!r}")
+    return int(text)
 
 
 def write_shards(
@@ -261,8 +260,6 @@ def write_shards(
 
 
 def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime, info.uid, info.gid = len(data), 0o444, 0, 0, 0
     archive.addfile(info, io.BytesIO(data))

@@ -12,7 +12,19 @@ import numpy.typing as npt
 from selfsup import _native
 
 U8Array = npt.NDArray[np.uint8]
-Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
+
+
+class Unreadable:
+    """A source whose bytes could not be read before decoding (a member cut short in a shard, a
+    file that cannot be opened): its ``source`` name and the ``reason``. :func:`decode_images`
+    reports it as a :class:`DecodeError` like any file that does not decode."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+
+
+Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", Unreadable]
 
 
 class DecodeError(ValueError):
@@ -26,11 +38,11 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-def _native_source(k: int, src: object) -> bytes | str:
+def _native_source(k: int, src: object) -> bytes | str | Unreadable:
     """What the native decoder takes: bytes, or a path it can open. A path that is not valid
     UTF-8 (a file name in another encoding, held as surrogate escapes) is read here, since the
-    native layer takes UTF-8 paths; an unreadable one becomes a :class:`DecodeError`."""
-    if isinstance(src, bytes):
+    native layer takes UTF-8 paths; one that cannot be read becomes :class:`Unreadable`."""
+    if isinstance(src, (bytes, Unreadable)):
         return src
     if isinstance(src, (bytearray, memoryview)):
         return bytes(src)
@@ -45,7 +57,7 @@ def _native_source(k: int, src: object) -> bytes | str:
                 with open(path, "rb") as handle:
                     return _PathBytes(handle.read(), path)
             except OSError as error:
-                raise DecodeError(k, path, error.strerror or str(error)) from None
+                return Unreadable(path, f"cannot read the file: {error.strerror or error}")
         return path
     raise TypeError(f"sources[{k}]: expected bytes or a path (str or os.PathLike), got {type(src).__name__}")
 
@@ -61,7 +73,9 @@ class _PathBytes(bytes):
         return out
 
 
-def _name(src: bytes | str) -> str:
+def _name(src: bytes | str | Unreadable) -> str:
+    if isinstance(src, Unreadable):
+        return src.source
     return src if isinstance(src, str) else getattr(src, "path", "<bytes>")
 
 
@@ -85,9 +99,9 @@ def decode_images(
 ) -> list[U8Array] | list[U8Array | DecodeError]:
     """Reads and decodes images in one GIL-free call, one image per thread of selfsup's pool.
 
-    ``sources`` are encoded images (``bytes``) or file paths. Each becomes a uint8 array
-    ``(H, W, 3)`` — RGB, alpha dropped as Pillow's ``convert("RGB")``, 16-bit samples scaled to 8
-    bits — or ``(H, W, 1)`` for a greyscale image when ``gray="keep"``. ``exif_orientation``
+    ``sources`` are encoded images (``bytes``), file paths or :class:`Unreadable` placeholders.
+    Each becomes a uint8 array ``(H, W, 3)`` — RGB, alpha dropped as Pillow's ``convert("RGB")``,
+    16-bit samples scaled to 8 bits — or ``(H, W, 1)`` for a greyscale image when ``gray="keep"``. ``exif_orientation``
     applies the EXIF orientation tag as Pillow's ``ImageOps.exif_transpose``. Decoders: zune-jpeg
     (JPEG; within a few grey levels of libjpeg-turbo, whose IDCT and chroma upsampling differ),
     png, image-webp (both exact). A JPEG that ends before its end-of-image marker is an error, as
@@ -117,23 +131,12 @@ def decode_images(
         raise ValueError(f"errors: expected 'raise' or 'return', got {errors!r}")
     if gray not in ("rgb", "keep"):
         raise ValueError(f"gray: expected 'rgb' or 'keep', got {gray!r}")
-    native: list[bytes | str | DecodeError] = []
-    for k, source in enumerate(sources):
-        try:
-            native.append(_native_source(k, source))
-        except DecodeError as unreadable:
-            native.append(unreadable)
-    readable = [n for n in native if not isinstance(n, DecodeError)]
-    decoded = iter(_native.decode_images(readable, gray, bool(exif_orientation), max_pixels))
-    results = [n if isinstance(n, DecodeError) else next(decoded) for n in native]
+    native = [_native_source(k, s) for k, s in enumerate(sources)]
+    decoded = iter(_native.decode_images([n for n in native if not isinstance(n, Unreadable)], gray, bool(exif_orientation), max_pixels))
     out: list[U8Array | DecodeError] = []
-    for k, (item, r) in enumerate(zip(native, results)):
-        if isinstance(r, DecodeError):
-            if errors == "raise":
-                raise r
-            out.append(r)
-        elif isinstance(r, str):
-            assert not isinstance(item, DecodeError)
+    for k, item in enumerate(native):
+        r = item.reason if isinstance(item, Unreadable) else next(decoded)
+        if isinstance(r, str):
             error = DecodeError(k, _name(item), r)
             if errors == "raise":
                 raise error
