@@ -144,7 +144,7 @@ def step_overlap(args: argparse.Namespace, folder: Path) -> None:
     from selfsup.data import ImageFolder
     from selfsup.methods.simclr import SimCLR
     from selfsup.models.backbones import resnet18
-    from selfsup.train import TrainConfig, Trainer
+    from selfsup.training import TrainConfig, Trainer
 
     def model() -> SimCLR:
         torch.manual_seed(0)
@@ -193,7 +193,7 @@ import torch
 from selfsup.data import ImageFolder
 from selfsup.methods.simclr import SimCLR
 from selfsup.models.backbones import small_resnet
-from selfsup.train import TrainConfig, Trainer
+from selfsup.training import TrainConfig, Trainer
 scan_start = time.perf_counter()
 folder = ImageFolder(sys.argv[1])
 scan = time.perf_counter() - scan_start

@@ -13,7 +13,7 @@ from selfsup_kernels import info_nce, nt_xent, sup_con
 from selfsup import plugins
 from selfsup.data import load_digits
 from selfsup.models.backbones import small_resnet
-from selfsup.train import TrainConfig, Trainer
+from selfsup.training import TrainConfig, Trainer
 
 DIGITS = load_digits().train
 OPTIONS = {

@@ -14,7 +14,7 @@ import torch
 
 from selfsup.methods.rotnet import RotNet
 from selfsup.models.backbones import small_resnet
-from selfsup.train import TrainConfig, Trainer, load_checkpoint
+from selfsup.training import TrainConfig, Trainer, load_checkpoint
 
 
 class Payload:

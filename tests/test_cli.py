@@ -32,19 +32,21 @@ def test_train_export_eval(tmp_path: Path):
     from selfsup.models import small_resnet
 
     backbone = small_resnet(width=4)
-    backbone.load_state_dict(torch.load(tmp_path / "backbone.pt"))
+    exported = torch.load(tmp_path / "backbone.pt")
+    assert exported["architecture"] == {"name": "small_resnet", "options": {"width": 4}}
+    backbone.load_state_dict(exported["state_dict"])
     state = torch.load(run / "checkpoint.pt", weights_only=False)["model"]
     torch.testing.assert_close(backbone.stem[0].weight, state["backbone.stem.0.weight"])
     again = selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "backbone.pt"))
     assert again.returncode == 2 and "--force" in again.stderr
     # the backbone of a method whose plugin is gone still loads
-    from selfsup.cli import _load_backbone
-    from selfsup.train import load_checkpoint, save_checkpoint
+    from selfsup import load_backbone
+    from selfsup.training import load_checkpoint, save_checkpoint
 
     orphan = load_checkpoint(run / "checkpoint.pt")
     orphan["method"] = "uninstalled_method"
     save_checkpoint(orphan, tmp_path / "orphan.pt")
-    loaded, _ = _load_backbone(str(tmp_path / "orphan.pt"))
+    loaded = load_backbone(tmp_path / "orphan.pt")
     torch.testing.assert_close(loaded.stem[0].weight, state["backbone.stem.0.weight"])
     evaluate = selfsup("eval", "--checkpoint", str(run / "checkpoint.pt"))
     assert evaluate.returncode == 0, evaluate.stderr
@@ -62,9 +64,12 @@ def test_export_loads_into_torchvision(tmp_path: Path):
     run = tmp_path / "run"
     result = selfsup("train", "--method", "rotnet", "--backbone", "resnet18", "--steps", "1", "--batch-size", "4", "--out", str(run), "--quiet")
     assert result.returncode == 0, result.stderr
-    assert selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "r18.pt")).returncode == 0
+    export = selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "r18.pt"), "--format", "torchvision")
+    assert export.returncode == 0, export.stderr
+    exported = torch.load(tmp_path / "r18.pt")
+    assert exported["architecture"]["name"] == "torchvision:resnet18"
     model = torchvision.models.resnet18(weights=None)
-    missing, unexpected = model.load_state_dict(torch.load(tmp_path / "r18.pt"), strict=False)
+    missing, unexpected = model.load_state_dict(exported["state_dict"], strict=False)
     assert set(missing) == {"fc.weight", "fc.bias"} and unexpected == []
 
 
@@ -74,7 +79,7 @@ def test_export_loads_into_torchvision(tmp_path: Path):
         (["train", "--method", "nope"], "unknown method 'nope'"),
         (["train", "--method", "rotnet", "--data", "nowhere"], "--data: unknown dataset 'nowhere'"),
         (["train", "--method", "rotnet", "--steps", "0"], "--steps: expected a positive integer"),
-        (["train", "--method", "rotnet", "--lr", "-1"], "--lr: expected a positive number"),
+        (["train", "--method", "rotnet", "--lr", "-1"], "--lr: expected a positive learning rate"),
         (["eval", "--checkpoint", "/nonexistent/c.pt"], "checkpoint: no file at /nonexistent/c.pt"),
         (["show-pretext", "--out", "x.jpg"], "--out: expected a .png path"),
         (["show-pretext", "--photo", "moon"], "--photo: unknown photo 'moon'"),

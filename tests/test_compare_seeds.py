@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfsup.eval.compare import CompareConfig
-from selfsup.eval.seeds import compare_seeds, seed_gains, seeds_table, summarise_seeds
+from selfsup.experiments.compare import CompareConfig
+from selfsup.experiments.seeds import compare_seeds, seed_gains, seeds_table, summarise_seeds
 
 
 def report(random_runs: list[float], row_runs: dict[str, list[float]]) -> dict:

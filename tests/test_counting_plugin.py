@@ -42,6 +42,11 @@ def test_installed_plugin_trains(plugin_site: Path, tmp_path: Path):
     result = selfsup(plugin_site, "train", "--method", "counting", "--steps", "3", "--batch-size", "8", "--width", "4", "--out", str(tmp_path), "--quiet")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "checkpoint.pt").exists()
+    # the plugin's own recipe (registered through selfsup_register_recipes) set the optimizer
+    import tomllib
+
+    run = tomllib.loads((tmp_path / "config.toml").read_text())
+    assert run["method"] == "counting" and run["optimizer"] == "sgd" and run["lr"] == 0.05
 
 
 @pytest.fixture
@@ -81,7 +86,7 @@ def test_loss_matches_the_paper_formula(counting):
 def test_a_few_steps_reduce_the_loss(counting, tmp_path: Path):
     from selfsup.data import load_digits
     from selfsup.models import small_resnet
-    from selfsup.train import TrainConfig, Trainer
+    from selfsup.training import TrainConfig, Trainer
 
     torch.manual_seed(0)
     method = counting.Counting(small_resnet(width=8), counts=64)

@@ -31,7 +31,7 @@ from selfsup.data.pipeline import center_squares
 from selfsup.methods.rotnet import RotNet
 from selfsup.methods.simclr import SimCLR
 from selfsup.models.backbones import small_resnet
-from selfsup.train import TrainConfig, Trainer
+from selfsup.training import TrainConfig, Trainer
 
 RNG = np.random.default_rng(0)
 
@@ -118,7 +118,7 @@ def test_views_are_cut_from_the_originals_and_squares_match_torchvision(tmp_path
     assert len({im.shape for im in loaded.images}) > 1
     method = SimCLR(small_resnet(width=4), projection_dim=8, image_size=20)
     batch = BatchPipeline(method, seed=0, image_size=20, takes_originals=True)(loaded.images, epoch=0, indices=loaded.indices)
-    direct = method.recipe(20)(loaded.images, seed=0, epoch=0, indices=np.asarray(loaded.indices))
+    direct = method.view_pipeline(20)(loaded.images, seed=0, epoch=0, indices=np.asarray(loaded.indices))
     torch.testing.assert_close(batch["views"], torch.stack(direct), rtol=0, atol=0)
     # the squares other methods see: torchvision's Resize(size) + CenterCrop(size) up to crop rounding
     import torchvision.transforms.v2.functional as TF
@@ -300,7 +300,7 @@ def test_training_memory_does_not_grow_with_the_folder(tmp_path: Path):
         "from selfsup.data import ImageFolder\n"
         "from selfsup.methods.simclr import SimCLR\n"
         "from selfsup.models.backbones import small_resnet\n"
-        "from selfsup.train import TrainConfig, Trainer\n"
+        "from selfsup.training import TrainConfig, Trainer\n"
         "torch.set_num_threads(1)\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "method = SimCLR(small_resnet(width=4), projection_dim=8, image_size=32)\n"

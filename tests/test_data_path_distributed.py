@@ -18,7 +18,7 @@ SCRIPT = PREAMBLE + textwrap.dedent(
     import os
     from selfsup.data import ImageFolder
     from selfsup.methods.rotnet import RotNet
-    from selfsup.train import TrainConfig, Trainer
+    from selfsup.training import TrainConfig, Trainer
 
     out, data, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 

@@ -41,7 +41,7 @@ SCRIPT = PREAMBLE + textwrap.dedent(
     from selfsup.methods.swav import SwAV
     from selfsup.methods.supcon import SupCon
     from selfsup.methods.cmc import CMC
-    from selfsup.train import TrainConfig, Trainer
+    from selfsup.training import TrainConfig, Trainer
 
     torch.manual_seed(0)
     if sys.argv[2] == "rotnet":
@@ -121,7 +121,7 @@ JOINT_SCRIPT = PREAMBLE + textwrap.dedent(
     """
     from selfsup import plugins
     from selfsup.models.vit import ViT
-    from selfsup.train import TrainConfig, Trainer
+    from selfsup.training import TrainConfig, Trainer
 
     # the heads keep their BatchNorm: sync_bn makes its statistics those of the global batch
     OPTIONS = {
@@ -204,12 +204,12 @@ SHUFFLE_SCRIPT = textwrap.dedent(
     import torch.distributed as dist
     from torch import nn
     torch.set_num_threads(1)
-    from selfsup.methods.batch_shuffle import shuffle_permutation, shuffled_encode
+    from selfsup.models.batch_shuffle import shuffle_permutation, shuffled_encode
     from selfsup.methods.moco import MoCo
     from selfsup.models import small_resnet
     from selfsup.models.batchnorm import GlobalBatchNorm
-    from selfsup.train import TrainConfig, Trainer
-    from selfsup.train.distributed import init_from_env
+    from selfsup.training import TrainConfig, Trainer
+    from selfsup.training.distributed import init_from_env
 
     assert init_from_env()
     rank, out = dist.get_rank(), sys.argv[1]

@@ -13,9 +13,9 @@ HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) 
 TESTS = Path(__file__).parent
 
 
-def test_hookspec_module_declares_the_four_hooks():
+def test_hookspec_module_declares_the_five_hooks():
     assert sorted(HOOKS) == sorted(
-        ["selfsup_register_methods", "selfsup_register_pretext_tasks", "selfsup_register_backbones", "selfsup_register_datasets"]
+        ["selfsup_register_methods", "selfsup_register_pretext_tasks", "selfsup_register_backbones", "selfsup_register_datasets", "selfsup_register_recipes"]
     )
 
 

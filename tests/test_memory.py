@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from selfsup.eval.compare import JOINT_RECIPES, load_lazy_imports, markdown_table, method_of
-from selfsup.methods.base import Method, images_to_tensor
-from selfsup.train import TrainConfig, Trainer
-from selfsup.train.memory import PeakMemory
+from selfsup.experiments.compare import load_lazy_imports, markdown_table, method_of, recipe_for
+from selfsup.methods.base import Method
+from selfsup.models.inputs import images_to_tensor
+from selfsup.training import TrainConfig, Trainer
+from selfsup.training.memory import PeakMemory
 
 MIB = 2**20
 
@@ -69,7 +70,7 @@ def test_a_method_allocating_a_big_tensor_reports_a_larger_pretraining_peak(tmp_
 
 
 def test_the_table_shows_the_peak_and_rows_name_their_method():
-    assert method_of("mocov1") == "moco" and JOINT_RECIPES["mocov1"].options["version"] == 1
+    assert method_of("mocov1") == "moco" and recipe_for("mocov1").options["version"] == 1
     assert method_of("simclr") == "simclr"
     probe = {"linear": {"10": {"mean": 0.8, "std": 0.01}}, "knn_all": 0.9}
     report = {

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from selfsup.methods.base import Method
-from selfsup.methods.memory_bank import MemoryBank
-from selfsup.train import TrainConfig, Trainer
+from selfsup.models.memory_bank import MemoryBank
+from selfsup.training import TrainConfig, Trainer
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from selfsup.data import load_digits
 from selfsup.methods.mae import MAE, masked_count, random_masking
 from selfsup.models import small_resnet
 from selfsup.models.vit import ViT, patchify, sincos_position_embedding, unpatchify
-from selfsup.train import TrainConfig, Trainer
+from selfsup.training import TrainConfig, Trainer
 from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train.images[:64]
@@ -180,7 +180,7 @@ def test_show_pastes_the_visible_patches_over_the_prediction():
 
 
 def test_checkpoint_round_trip_and_resume(tmp_path: Path):
-    from selfsup.cli import _load_method
+    from selfsup.run.restore import load_method
 
     images = DIGITS[:32]
     config = TrainConfig(steps=4, batch_size=8, lr=1e-3, optimizer="adamw", warmup_steps=0, checkpoint_every=2, progress=False)
@@ -202,7 +202,7 @@ def test_checkpoint_round_trip_and_resume(tmp_path: Path):
     trainer.fit()
     for key, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0, msg=key)
-    loaded = _load_method(str(tmp_path / "a" / "checkpoint.pt"))
+    loaded, _ = load_method(tmp_path / "a" / "checkpoint.pt")
     assert isinstance(loaded, MAE) and loaded.num_masked == 12
     batch = straight.make_batch(images[:4], seed=9, epoch=0, indices=np.arange(4))
     torch.testing.assert_close(loaded.training_step(batch)["loss"], straight.training_step(batch)["loss"])
@@ -214,19 +214,23 @@ def test_cli_trains_exports_and_shows_mae_on_vit_tiny(tmp_path: Path, capsys: py
     assert main(args) == 0
     assert main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "vit.pt")]) == 0
     vit = plugins.get("backbones", "vit_tiny")()
-    vit.load_state_dict(torch.load(tmp_path / "vit.pt"))
+    vit.load_state_dict(torch.load(tmp_path / "vit.pt")["state_dict"])
     assert main(["show", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "show.png"), "--count", "2"]) == 0
     assert (tmp_path / "show.png").exists()
-    assert main(["train", "--method", "mae", "--steps", "1", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    bad = ["train", "--method", "mae", "--backbone", "small_resnet", "--steps", "1", "--out", str(tmp_path / "bad"), "--quiet"]
+    assert main(bad) == 2
     assert "backbone: MAE encodes the visible patches only" in capsys.readouterr().err
+    # without --backbone, the registered recipe brings the ViT
+    assert main(["train", "--method", "mae", "--steps", "1", "--batch-size", "8", "--out", str(tmp_path / "recipe"), "--quiet"]) == 0
+    assert torch.load(tmp_path / "recipe" / "checkpoint.pt", weights_only=True)["metadata"]["backbone"]["name"] == "vit_tiny"
 
 
 def test_compare_probes_mae_against_a_random_vit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from selfsup.eval import compare as harness
+    from selfsup.experiments import compare as harness
 
     decoder = {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}
-    recipe = harness.Recipe(decoder, backbone="vit_tiny", backbone_options={"dim": 32, "depth": 1, "heads": 2})
-    monkeypatch.setitem(harness.MASKED_IMAGE_RECIPES, "mae", recipe)
+    recipe = harness.Recipe("mae", decoder, backbone="vit_tiny", backbone_options={"dim": 32, "depth": 1, "heads": 2})
+    monkeypatch.setattr(harness, "recipe_for", lambda name: recipe)
     config = harness.CompareConfig(steps=2, batch_size=16, width=4, shots=(10,), label_seeds=(0,), warmup_steps=0)
     report = harness.compare(tmp_path, ["mae"], config, progress=False)
     baseline = "random init (vit_tiny, depth=1, dim=32, heads=2)"

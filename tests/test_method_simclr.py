@@ -8,7 +8,7 @@ import torch
 
 from selfsup import plugins
 from selfsup.data import load_digits
-from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD
+from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD
 from selfsup.methods.simclr import SimCLR, positive_top1
 from selfsup.models import small_resnet
 from selfsup.transforms import Normalize, simclr
@@ -41,10 +41,10 @@ def test_views_are_the_paper_recipe_normalised_like_the_probe():
     expected = recipe(DIGITS[:6], seed=4, epoch=2, indices=np.arange(10, 16))
     assert batch["views"].shape == (2, 6, 3, 32, 32)
     torch.testing.assert_close(batch["views"], torch.stack(expected))
-    steps = [type(t).__name__ for t in m.recipe(32).views[0].transforms]
-    assert "GaussianBlur" not in str(m.recipe(32).views[0].transforms), "no blur for 32 px (SimCLR Appendix B.9)"
+    steps = [type(t).__name__ for t in m.view_pipeline(32).views[0].transforms]
+    assert "GaussianBlur" not in str(m.view_pipeline(32).views[0].transforms), "no blur for 32 px (SimCLR Appendix B.9)"
     assert steps[:2] == ["RandomResizedCrop", "RandomHorizontalFlip"]
-    assert "GaussianBlur" in str(m.recipe(96).views[0].transforms)
+    assert "GaussianBlur" in str(m.view_pipeline(96).views[0].transforms)
 
 
 @pytest.mark.parametrize("views", [2, 3])

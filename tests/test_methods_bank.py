@@ -14,10 +14,13 @@ from torch import nn
 
 from selfsup import cli, plugins
 from selfsup.data import load_digits
-from selfsup.methods.instdisc import InstDisc, instance_softmax_loss
-from selfsup.methods.kmeans import kmeans
-from selfsup.methods.local_aggregation import LocalAggregation, local_aggregation_loss
-from selfsup.train import TrainConfig, Trainer
+from selfsup.methods.instdisc import InstDisc
+from selfsup.losses.nce import instance_softmax_loss
+from selfsup.models.kmeans import kmeans
+from selfsup.methods.local_aggregation import LocalAggregation
+from selfsup.losses.local_aggregation import local_aggregation_loss
+from selfsup.run.restore import load_method
+from selfsup.training import TrainConfig, Trainer
 from selfsup.transforms import instdisc
 from conftest import fixed_batch_losses
 
@@ -157,7 +160,7 @@ def test_knn_predict_votes_with_the_bank_rows():
     test_images = DIGITS[:10]
     with torch.no_grad():
         method.eval()
-        from selfsup.methods.base import images_to_tensor
+        from selfsup.models.inputs import images_to_tensor
 
         test = method.embed(images_to_tensor(test_images)).double().numpy()
         method.train()
@@ -354,13 +357,13 @@ def test_train_then_load_and_export_from_the_command_line(tmp_path: Path, capsys
     run = tmp_path / "run"
     args = ["train", "--method", "instdisc", "--steps", "2", "--batch-size", "16", "--width", "4", "--out", str(run), "--quiet"]
     assert cli.main([*args, "--option", "loss=nce", "--option", "negatives=64"]) == 0
-    method = cli._load_method(str(run / "checkpoint.pt"))
+    method, _ = load_method(run / "checkpoint.pt")
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     assert isinstance(method, InstDisc) and method.loss == "nce" and len(method.bank()) == state["metadata"]["dataset_size"]
     assert torch.equal(method.bank().bank, state["model"]["banks.embedding.bank"])
     assert float(method.nce_normalizer) > 0 and int(method.steps) == 2
     assert cli.main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "backbone.pt")]) == 0
-    assert set(torch.load(tmp_path / "backbone.pt")) == {k[len("backbone.") :] for k in state["model"] if k.startswith("backbone.")}
+    assert set(torch.load(tmp_path / "backbone.pt")["state_dict"]) == {k[len("backbone.") :] for k in state["model"] if k.startswith("backbone.")}
 
 
 def test_training_is_deterministic_given_the_seed():

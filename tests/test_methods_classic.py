@@ -17,9 +17,9 @@ from scipy.ndimage import binary_dilation
 import selfsup.ops as ops
 from selfsup import plugins
 from selfsup.data import load_digits
-from selfsup.methods.base import images_to_tensor
+from selfsup.models.inputs import images_to_tensor
 from selfsup.models import small_resnet
-from selfsup.train import TrainConfig, Trainer, load_checkpoint
+from selfsup.training import TrainConfig, Trainer, load_checkpoint
 
 DIGITS = load_digits().train.images[:128]
 
@@ -341,7 +341,7 @@ def test_cli_trains_exports_and_shows_colorization(tmp_path: Path):
     assert trained.returncode == 0, trained.stderr
     assert selfsup("export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "b.pt")).returncode == 0
     backbone = small_resnet(width=4, in_channels=1)
-    backbone.load_state_dict(torch.load(tmp_path / "b.pt"))
+    backbone.load_state_dict(torch.load(tmp_path / "b.pt")["state_dict"])
     shown = selfsup("show", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "show.png"), "--count", "2")
     assert shown.returncode == 0 and (tmp_path / "show.png").exists(), shown.stderr
     bad = selfsup("train", "--method", "inpainting", "--option", "mask=square", "--out", str(tmp_path / "bad"))
@@ -349,7 +349,7 @@ def test_cli_trains_exports_and_shows_colorization(tmp_path: Path):
 
 
 def test_compare_reports_the_probes_numbers(tmp_path: Path):
-    from selfsup.eval.compare import RANDOM_INIT, RANDOM_INIT_L, CompareConfig, compare, make_backbone
+    from selfsup.experiments.compare import RANDOM_INIT, RANDOM_INIT_L, CompareConfig, compare, make_backbone
     from selfsup.eval.protocol import extract_features, probe_table
 
     config = CompareConfig(steps=2, batch_size=16, width=4, shots=(10,), label_seeds=(0,), warmup_steps=0)

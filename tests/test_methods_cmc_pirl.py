@@ -17,7 +17,7 @@ from selfsup.data import load_digits
 from selfsup.methods.cmc import CMC, view_encoder
 from selfsup.methods.pirl import PIRL
 from selfsup.models import small_resnet
-from selfsup.train import TrainConfig, Trainer
+from selfsup.training import TrainConfig, Trainer
 from conftest import fixed_batch_losses
 
 DIGITS = load_digits(size=16).train.images[:32]
@@ -66,7 +66,7 @@ def test_cmc_views_are_lab_channels_of_one_crop():
     m = cmc(views=("L", "ab", "gradient"))
     indices = np.arange(8)
     batch = m.make_batch(COLOURED[:8], seed=3, epoch=1, indices=indices)
-    crops = m.recipe(16)(COLOURED[:8], seed=3, epoch=1, indices=indices)[0].permute(0, 2, 3, 1).numpy()
+    crops = m.view_pipeline(16)(COLOURED[:8], seed=3, epoch=1, indices=indices)[0].permute(0, 2, 3, 1).numpy()
     assert crops.dtype == np.uint8 and not np.array_equal(crops, COLOURED[:8]), "a random crop, not the image"
     lab = rgb2lab(crops)
     np.testing.assert_allclose(batch["L"][:, 0].numpy(), (lab[..., 0] / 100 - 0.5) / 0.25, atol=2e-4)

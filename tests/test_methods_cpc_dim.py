@@ -13,13 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup import plugins
-from selfsup.cli import _load_backbone, _load_method
+from selfsup.run.restore import load_backbone, load_method
 from selfsup.data import load_digits
-from selfsup.methods.base import images_to_tensor
+from selfsup.models.inputs import images_to_tensor
 from selfsup.methods.cpc import CPC, CausalConv2d
-from selfsup.methods.infomax import DeepInfoMax, mi_bound, pair_scores
+from selfsup.methods.infomax import DeepInfoMax
+from selfsup.losses.mutual_information import mi_bound, pair_scores
 from selfsup.models import small_resnet
-from selfsup.train import TrainConfig, Trainer
+from selfsup.training import TrainConfig, Trainer
 from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train.images[:64]
@@ -180,12 +181,12 @@ def test_v2_patch_encoder_uses_layer_norm_and_loads_back(tmp_path: Path):
     config = TrainConfig(steps=2, batch_size=8, lr=1e-3, log_every=1, progress=False, checkpoint_every=2)
     metadata = {"backbone": {"name": "small_resnet", "options": {"width": 4}}, "method_options": {**DIGIT_GRID, "version": 2}}
     Trainer(m, DIGITS[:16], config, tmp_path, metadata=metadata).fit()
-    restored = _load_method(str(tmp_path / "checkpoint.pt"))
+    restored, _ = load_method(tmp_path / "checkpoint.pt")
     batch = batch_of(m)
     m.eval(), restored.eval()
     with torch.no_grad():
         assert restored.training_step(batch)["loss"].item() == pytest.approx(m.training_step(batch)["loss"].item(), rel=1e-6)
-        backbone, _ = _load_backbone(str(tmp_path / "checkpoint.pt"))
+        backbone = load_backbone(tmp_path / "checkpoint.pt")
         torch.testing.assert_close(backbone.eval()(batch["patches"][:, 0]), m.backbone(batch["patches"][:, 0]))
 
 
@@ -295,7 +296,7 @@ def test_dim_state_survives_a_checkpoint(tmp_path: Path):
     config = TrainConfig(steps=2, batch_size=16, lr=1e-3, log_every=1, progress=False, checkpoint_every=2)
     metadata = {"backbone": {"name": "small_resnet", "options": {"width": 4}}, "method_options": {"score_dim": 16, "alpha": 0.5}}
     Trainer(m, DIGITS[:32], config, tmp_path, metadata=metadata).fit()
-    restored = _load_method(str(tmp_path / "checkpoint.pt"))
+    restored, _ = load_method(tmp_path / "checkpoint.pt")
     batch = batch_of(m)
     m.eval(), restored.eval()
     with torch.no_grad():

@@ -14,14 +14,15 @@ import torch
 import selfsup.transforms as T
 from selfsup import plugins
 from selfsup.data import load_digits
-from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD
-from selfsup.methods.batch_shuffle import shuffle_permutation, shuffled_encode
-from selfsup.methods.barlow_twins import barlow_twins_loss
-from selfsup.methods.joint import ema_update, momentum_at, off_diagonal
-from selfsup.methods.vicreg import vicreg_terms
+from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD
+from selfsup.models.batch_shuffle import shuffle_permutation, shuffled_encode
+from selfsup.losses.barlow_twins import barlow_twins_loss
+from selfsup.models.momentum import ema_update, momentum_at
+from selfsup.losses.similarity import off_diagonal
+from selfsup.losses.vicreg import vicreg_terms
 from selfsup.models import small_resnet
 from selfsup.models.batchnorm import SplitBatchNorm
-from selfsup.train import TrainConfig, Trainer
+from selfsup.training import TrainConfig, Trainer
 from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train.images[:96]
@@ -246,7 +247,7 @@ def test_dino_loss_centres_sharpens_and_crosses_views():
 
 
 def test_dino_loss_needs_two_views_and_matching_shapes():
-    from selfsup.methods.dino import dino_loss
+    from selfsup.losses.dino import dino_loss
 
     center = torch.zeros(5)
     with pytest.raises(ValueError, match="need at least 2"):
@@ -429,7 +430,7 @@ def test_moco_learns_to_find_the_key_among_the_queue(options: dict):
         ("moco", {"version": 3, "shuffle_bn": True}, "shuffle_bn: only versions 1 and 2"),
         ("moco", {"version": 3, "bn_splits": 2}, "bn_splits: only versions 1 and 2"),
         ("moco", {"bn_splits": 0}, "bn_splits: expected > 0"),
-        ("moco", {"version": 1, "blur": True}, "blur: MoCo v1's recipe has no blur"),
+        ("moco", {"version": 1, "blur": True}, "blur: MoCo v1's augmentation has no blur"),
         ("byol", {"base_momentum": -0.1}, "base_momentum"),
         ("barlow_twins", {"redundancy_weight": 0.0}, "redundancy_weight: expected > 0"),
         ("vicreg", {"variance_weight": -1.0}, "variance_weight: expected >= 0"),
@@ -453,9 +454,9 @@ def test_losses_refuse_a_single_sample():
         vicreg_terms(torch.randn(4, 4), torch.randn(4, 3))
 
 
-def test_byol_can_take_another_view_recipe():
+def test_byol_can_take_another_augmentation():
     # views of T.mocov2 (what SimSiam and MoCo v2 use), bit for bit, instead of BYOL's asymmetric pair
-    m = method("byol", projection_dim=16, view_recipe="mocov2")
+    m = method("byol", projection_dim=16, augmentation="mocov2")
     batch = batch_of(m, 8)
     normalize = T.Normalize(mean=CHANNEL_MEAN, std=CHANNEL_STD)
     expected = T.mocov2(32, normalize=normalize, blur=False)(DIGITS[:8], seed=1, epoch=0, indices=np.arange(8))
@@ -463,5 +464,5 @@ def test_byol_can_take_another_view_recipe():
     default = batch_of(method("byol", projection_dim=16), 8)["views"]
     byol_views = T.byol(32, normalize=normalize, blur=False)(DIGITS[:8], seed=1, epoch=0, indices=np.arange(8))
     torch.testing.assert_close(default, torch.stack(byol_views), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="^view_recipe: expected one of simclr, byol, mocov2, got 'dino'"):
-        method("byol", view_recipe="dino")
+    with pytest.raises(ValueError, match="^augmentation: expected one of simclr, byol, mocov2, got 'dino'"):
+        method("byol", augmentation="dino")

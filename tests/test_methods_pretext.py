@@ -11,9 +11,9 @@ import torch
 import selfsup.ops as ops
 from selfsup import plugins
 from selfsup.data import load_digits
-from selfsup.methods.base import images_to_tensor
+from selfsup.models.inputs import images_to_tensor
 from selfsup.models import small_resnet
-from selfsup.train import TrainConfig, Trainer
+from selfsup.training import TrainConfig, Trainer
 
 DIGITS = load_digits().train.images[:192]
 

@@ -14,11 +14,12 @@ from PIL import Image
 import selfsup.transforms as T
 from selfsup import cli, plugins
 from selfsup.data import load_digits
-from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD
+from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD
 from selfsup.methods.supcon import SupCon
-from selfsup.methods.swav import sinkhorn, swapped_prediction_loss
+from selfsup.losses.sinkhorn import sinkhorn, swapped_prediction_loss
 from selfsup.models import small_resnet
-from selfsup.train import TrainConfig, Trainer
+from selfsup.data.sources import open_data
+from selfsup.training import TrainConfig, Trainer
 from conftest import fixed_batch_losses
 
 DIGITS = load_digits().train
@@ -126,8 +127,8 @@ def test_views_are_two_global_and_local_crops_of_the_swav_recipe():
     expected = recipe(IMAGES[:4], seed=1, epoch=0, indices=np.arange(4))
     torch.testing.assert_close(batch["views"], torch.stack(expected[:2]))
     torch.testing.assert_close(batch["local"], torch.stack(expected[2:]))
-    assert "GaussianBlur" not in str(m.recipe(32).views[0].transforms), "no blur below 64 px"
-    assert "GaussianBlur" in str(m.recipe(96).views[0].transforms)
+    assert "GaussianBlur" not in str(m.view_pipeline(32).views[0].transforms), "no blur below 64 px"
+    assert "GaussianBlur" in str(m.view_pipeline(96).views[0].transforms)
     assert "local" not in batch_of(swav(local_crops=0), 4)
 
 
@@ -363,7 +364,7 @@ def test_class_folders_give_the_labels_of_the_readable_images(tmp_path: Path):
     np.testing.assert_array_equal(folder.readable_targets(), [0, 0, 1, 1, 1])
     # streamed: every file keeps its class label; the broken one is replaced in its batch by a
     # readable sample, which brings its own label
-    source = cli._dataset(str(tmp_path / "data"))
+    source = open_data(str(tmp_path / "data"))
     assert source.labeled and source.targets == [0, 0, 0, 1, 1, 1]
     method = SupCon(small_resnet(width=4), head_layers=1, projection_dim=8, image_size=8)
     trainer = Trainer(method, source, TrainConfig(steps=1, batch_size=6, progress=False), tmp_path / "run")
@@ -372,4 +373,4 @@ def test_class_folders_give_the_labels_of_the_readable_images(tmp_path: Path):
     labels = item.tensors["labels"].tolist()
     assert item.size == 6 and labels.count(0) >= 2 and labels.count(1) >= 3
     write_images(tmp_path / "flat", 2)
-    assert not cli._dataset(str(tmp_path / "flat")).labeled
+    assert not open_data(str(tmp_path / "flat")).labeled

@@ -57,7 +57,7 @@ def test_bad_options_name_the_argument(options: dict[str, float], argument: str)
 
 
 def test_compare_runs_on_the_photo_patches(tmp_path: Path) -> None:
-    from selfsup.eval.compare import RANDOM_INIT, CompareConfig, compare
+    from selfsup.experiments.compare import RANDOM_INIT, CompareConfig, compare
 
     config = CompareConfig(steps=1, batch_size=8, width=4, shots=(10,), label_seeds=(0,), warmup_steps=0, dataset="photo_patches")
     report = compare(tmp_path, ["rotnet"], config, progress=False)
@@ -68,13 +68,13 @@ def test_compare_runs_on_the_photo_patches(tmp_path: Path) -> None:
 
 
 def test_a_recipe_can_set_an_option_for_one_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from selfsup.eval import compare as harness
+    from selfsup.experiments import compare as harness
 
-    recipe = harness.Recipe({"mask_weight": 1.0, "size": 0.25}, dataset_options={"digits": {"mask_weight": 100.0}})
+    recipe = harness.Recipe("corruption", {"mask_weight": 1.0, "size": 0.25}, datasets={"digits": {"options": {"mask_weight": 100.0}}})
     assert recipe.on("digits").options == {"mask_weight": 100.0, "size": 0.25}
     assert recipe.on("photo_patches").options == {"mask_weight": 1.0, "size": 0.25}
-    assert recipe.on("digits").dataset_options == {}
-    monkeypatch.setitem(harness.RECIPES, "corruption", recipe)
+    assert recipe.on("digits").datasets == {}
+    monkeypatch.setattr(harness, "recipe_for", lambda name: recipe)
     config = harness.CompareConfig(steps=1, batch_size=8, width=4, shots=(10,), label_seeds=(0,), warmup_steps=0)
     for dataset, weight in (("digits", 100.0), ("photo_patches", 1.0)):
         config.dataset = dataset

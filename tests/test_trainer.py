@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfsup.train import LARS, TrainConfig, Trainer, load_checkpoint, save_checkpoint, warmup_cosine
+from selfsup.training import LARS, TrainConfig, Trainer, load_checkpoint, save_checkpoint, warmup_cosine
 
 TRAIN_SCRIPT = textwrap.dedent(
     """
@@ -22,7 +22,7 @@ TRAIN_SCRIPT = textwrap.dedent(
     torch.manual_seed(0)
     from selfsup.methods.rotnet import RotNet
     from selfsup.models import small_resnet
-    from selfsup.train import TrainConfig, Trainer
+    from selfsup.training import TrainConfig, Trainer
 
     out, kill_at = sys.argv[1], int(sys.argv[2])
 

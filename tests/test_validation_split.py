@@ -37,7 +37,7 @@ def test_a_validation_size_outside_the_training_split_is_refused(size: int) -> N
 
 
 def test_compare_probes_on_the_validation_split(tmp_path: Path) -> None:
-    from selfsup.eval.compare import CompareConfig, compare
+    from selfsup.experiments.compare import CompareConfig, compare
 
     config = CompareConfig(steps=1, batch_size=8, width=4, shots=(10,), label_seeds=(0,), warmup_steps=0, validation=300)
     report = compare(tmp_path, ["rotnet"], config, progress=False)

@@ -9,13 +9,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 class UsageError(Exception):
     """A bad option value: reported in one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``selfsup CMD: error: ...``), exit status 2,
+    with a pointer to ``--help`` instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help text with each flag's default, where it has one and the text does not give it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" not in text and action.default not in (None, argparse.SUPPRESS, False, [], "") and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
 def _positive(text: str) -> int:
@@ -48,6 +66,35 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _finite_float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {value}")
+    return value
+
+
 def cmd_show_pretext(args: argparse.Namespace) -> int:
     from selfsup.data import PHOTO_NAMES
     from selfsup.viz.pretext import show_pretext
@@ -63,7 +110,8 @@ def cmd_show_pretext(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from selfsup.demo import format_table, run_demo
+    from selfsup.eval.protocol import format_table
+    from selfsup.experiments.demo import run_demo
     from selfsup.viz.pretext import show_pretext
 
     out = Path(args.out)
@@ -92,163 +140,139 @@ def _option(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), value
 
 
-def _dataset(name: str) -> Any:
-    """The source ``--data`` names: a registered dataset (an in-memory
-    :class:`~selfsup.data.ArraySource`), an image folder, a file list or tar shards (decoded per
-    batch from the original files)."""
+def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings given on the command line (flags left out are absent, not defaults)."""
+    from selfsup.run.config import KINDS
+
+    given = {key: value for key, value in vars(args).items() if key in KINDS}
+    for table, pairs in (("options", "option"), ("backbone_options", "backbone_option")):
+        if getattr(args, pairs, None):
+            given[table] = dict(getattr(args, pairs))
+    if getattr(args, "width", None) is not None:
+        given.setdefault("backbone_options", {})["width"] = args.width
+    return given
+
+
+def _resolved_run(args: argparse.Namespace) -> Any:
     from selfsup import plugins
-    from selfsup.data import ArraySource, open_source
+    from selfsup.run.build import resolve_run
+    from selfsup.run.config import load_settings, merge_settings
 
-    if os.sep in name or Path(name).exists() or name.endswith((".tar", ".txt", ".csv")):
-        try:
-            return open_source(name)
-        except (ValueError, OSError) as error:
-            raise UsageError(f"--data: {str(error).removeprefix('data: ')}") from None
+    file_settings = load_settings(args.config) if args.config else {}
     try:
-        factory = plugins.get("datasets", name)
+        return resolve_run(merge_settings(file_settings, _train_settings(args)), source=f"config {args.config}" if args.config else "train")
     except plugins.UnknownNameError as error:
-        raise UsageError(f"--data: {error}") from None
-    data = factory()
-    return ArraySource(getattr(data, "images", data), getattr(data, "labels", None))
-
-
-def _takes(cls: Any, option: str) -> bool:
-    import inspect
-
-    try:
-        return option in inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
+        raise UsageError(f"--method: {error}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from selfsup import plugins
-    from selfsup.train import TrainConfig, Trainer
+    from selfsup.run.build import build_trainer
 
+    run = _resolved_run(args)
+    if args.print_config:
+        print(run.to_toml(), end="")
+        return 0
     try:
-        method_cls = plugins.get("methods", args.method)
-        backbone_factory = plugins.get("backbones", args.backbone)
+        trainer = build_trainer(run, progress=not args.quiet)
     except plugins.UnknownNameError as error:
         raise UsageError(str(error)) from None
-    config = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
-        schedule=args.schedule, warmup_steps=args.warmup_steps if args.warmup_steps is not None else min(10, args.steps // 10), accumulate=args.accumulate, amp=args.amp, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, progress=not args.quiet, sync_bn=args.sync_bn,
-        workers=args.workers, prefetch=args.prefetch,
-    )
-    try:
-        config.validate()
-    except ValueError as error:
-        raise UsageError(f"--{str(error).split(':')[0].replace('_', '-')}: {str(error).split(': ', 1)[1]}") from None
-    source = _dataset(args.data)
-    if method_cls.uses_labels and not source.labeled:
-        raise UsageError(
-            f"--data: method {args.method} trains on class labels and {args.data} has none"
-            " (an image folder needs one sub-folder per class)"
-        )
-    torch.manual_seed(args.seed)
-    backbone_options = {"width": args.width} if args.backbone == "small_resnet" else {}
-    if args.backbone == "small_resnet" and hasattr(method_cls, "in_channels"):
-        backbone_options["in_channels"] = method_cls.in_channels
-    method_options = dict(args.option)
-    from_files = not hasattr(source, "images")
-    if from_files and method_cls.takes_originals and _takes(method_cls, "image_size"):
-        method_options.setdefault("image_size", args.image_size)
-    try:
-        method = method_cls(backbone_factory(**backbone_options), **method_options)
-    except TypeError as error:
-        raise UsageError(f"--option: {error}") from None
-    metadata = {
-        "backbone": {"name": args.backbone, "options": backbone_options},
-        "method_options": method_options,
-        "data": args.data,
-        "image_size": args.image_size if from_files else int(source.images.shape[1]),
-    }
-    trainer = Trainer(method, source, config, Path(args.out), metadata=metadata, image_size=args.image_size if from_files else None)
     if args.resume:
         if trainer.resume(allow_changes=args.allow_changes):
             print(f"resumed from step {trainer.step}", file=sys.stderr)
         else:
-            print(f"--resume: no checkpoint in {args.out}; starting from step 0", file=sys.stderr)
+            print(f"--resume: no checkpoint in {run.out}; starting from step 0", file=sys.stderr)
     trainer.fit()
-    print(f"wrote {trainer.checkpoint_path}")
+    print(f"wrote {trainer.checkpoint_path} and {Path(run.out) / 'config.toml'}")
     return 0
 
 
-def _load_backbone(checkpoint: str) -> tuple[Any, dict[str, Any]]:
-    import torch
+def _checkpoint_backbone(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from selfsup.run.restore import backbone_from_state
+    from selfsup.training import load_checkpoint
 
-    from selfsup import plugins
-    from selfsup.train import load_checkpoint
-
-    state = load_checkpoint(checkpoint)
-    spec = state.get("metadata", {}).get("backbone")
-    if spec is None:
-        raise UsageError(f"--checkpoint: {checkpoint} does not say which backbone it trained")
-    backbone = plugins.get("backbones", spec["name"])(**spec["options"])
-    try:
-        method_cls = plugins.get("methods", state["method"]) if "method" in state else None
-    except plugins.UnknownNameError:
-        method_cls = None  # the backbone alone still exports without the plugin that trained it
-    prepare = getattr(method_cls, "prepare_backbone", None)
-    if prepare is not None:
-        backbone = prepare(backbone, **state["metadata"].get("method_options", {}))
-    weights = {k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")}
-    backbone.load_state_dict(weights)
-    assert isinstance(backbone, torch.nn.Module)
-    return backbone, state
+    state = load_checkpoint(args.checkpoint)
+    return backbone_from_state(state, args.checkpoint), state
 
 
-def _load_method(checkpoint: str) -> Any:
-    from selfsup import plugins
+def _device(args: argparse.Namespace) -> str:
+    from selfsup.run.build import resolve_device
 
-    backbone, state = _load_backbone(checkpoint)
-    method = plugins.get("methods", state["method"])(backbone, **state["metadata"].get("method_options", {}))
-    if "dataset_size" in state["metadata"]:
-        method.bind_dataset(int(state["metadata"]["dataset_size"]))
-    method.load_state_dict(state["model"])
-    return method
+    return resolve_device(args.device)
+
+
+def _eval_data(args: argparse.Namespace, state: dict[str, Any]) -> Any:
+    from selfsup.data.labelled import load_labelled
+
+    size = args.image_size or int(state.get("metadata", {}).get("image_size") or 64)
+    return load_labelled(args.data, image_size=size, test=args.test_data, test_fraction=args.test_fraction, seed=args.split_seed)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from selfsup.data import load_digits
+    from selfsup.run.restore import load_method
     from selfsup.viz.predictions import show_predictions
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out: expected a .png path, got {args.out!r}")
-    method = _load_method(args.checkpoint)
-    print(f"wrote {show_predictions(method, load_digits().test.images[: args.count], out, seed=args.seed)}")
+    method, state = load_method(args.checkpoint)
+    data = _eval_data(args, state)
+    path = show_predictions(method, data.splits.test.images[: args.count], out, seed=args.seed)
+    print(f"wrote {path} ({args.count} held-out images of {data.name})")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import torch
+    from selfsup.run.export import export_backbone
+    from selfsup.run.restore import backbone_spec
 
-    from selfsup.train import save_checkpoint
-
-    backbone, _ = _load_backbone(args.checkpoint)
     out = Path(args.out)
     if out.exists() and not args.force:
         raise UsageError(f"--out: {out} exists; pass --force to overwrite")
-    save_checkpoint(backbone.state_dict(), out)
-    print(f"wrote {out} ({sum(t.numel() for t in backbone.state_dict().values() if isinstance(t, torch.Tensor))} values)")
+    backbone, state = _checkpoint_backbone(args)
+    spec = backbone_spec(state, args.checkpoint)
+    metadata = state.get("metadata", {})
+    channels = int(spec["options"].get("in_channels", 3))
+    try:
+        export_backbone(
+            backbone, spec, out, fmt=args.format, method=str(state.get("method", "")), image_size=int(metadata.get("image_size") or 32),
+            in_channels=channels,
+        )
+    except ValueError as error:
+        raise UsageError(f"--{error}") from None
+    count = sum(t.numel() for t in backbone.state_dict().values())
+    print(f"wrote {out} ({args.format}: {spec['name']}, {count} values)")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from selfsup.data import load_digits
-    from selfsup.demo import format_table
-    from selfsup.eval.protocol import extract_features, probe_table
+    import json
 
-    backbone, _ = _load_backbone(args.checkpoint)
-    data = load_digits()
-    table = probe_table(
-        extract_features(backbone, data.train.images), data.train.labels, extract_features(backbone, data.test.images), data.test.labels
-    )
-    print(format_table({Path(args.checkpoint).name: table}))
+    from selfsup.eval.protocol import extract_features, format_table, probe_table
+    from selfsup.run.restore import random_init_backbone
+    from selfsup.viz.plot import accuracy_plot
+
+    backbone, state = _checkpoint_backbone(args)
+    data = _eval_data(args, state)
+    device = _device(args)
+    train, test = data.splits
+    rows: dict[str, Any] = {}
+    for name, module in (("random init", random_init_backbone(state, args.checkpoint)), (Path(args.checkpoint).parent.name or args.checkpoint, backbone)):
+        module = module.to(device)
+        rows[name] = probe_table(
+            extract_features(module, train.images, device=device), train.labels, extract_features(module, test.images, device=device), test.labels
+        )
+    print(f"held-out linear probe (mean ± std over 3 label seeds) and kNN on {data.name}: {len(train.labels)} train / {len(test.labels)} test images, {len(data.classes)} classes")
+    print(format_table(rows))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        report = {"checkpoint": str(args.checkpoint), "data": data.name, "train": len(train.labels), "test": len(test.labels), "results": rows}
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        series = {name: {s: v["mean"] for s, v in table["linear"].items()} for name, table in rows.items()}
+        errors = {name: {s: v["std"] for s, v in table["linear"].items()} for name, table in rows.items()}
+        accuracy_plot(series, out / "probe.png", title=f"held-out linear probe on {data.name}", errors=errors)
+        print(f"wrote {out / 'report.json'} and {out / 'probe.png'}")
     return 0
 
 
@@ -257,33 +281,32 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     import torch
 
-    from selfsup.data import load_digits
     from selfsup.eval import labeled_subset
     from selfsup.eval.finetune import FineTuneConfig, accuracy, finetune, train_from_scratch
+    from selfsup.run.restore import random_init_backbone
 
-    backbone, _ = _load_backbone(args.checkpoint)
-    data = load_digits()
+    backbone, state = _checkpoint_backbone(args)
+    data = _eval_data(args, state)
+    train, test = data.splits
+    classes = len(data.classes)
     per_class = None if args.labels_per_class == "all" else int(args.labels_per_class)
-    chosen = labeled_subset(data.train.labels, per_class, args.seed)
-    images, labels = data.train.images[chosen], data.train.labels[chosen]
+    chosen = labeled_subset(train.labels, per_class, args.seed)
+    images, labels = train.images[chosen], train.labels[chosen]
     config = FineTuneConfig(epochs=args.epochs, lr=args.lr, seed=args.seed)
-    scratch_backbone = copy.deepcopy(backbone)
-    for module in scratch_backbone.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+    scratch_backbone = random_init_backbone(state, args.checkpoint)
     torch.manual_seed(args.seed)
-    model, _ = finetune(backbone, images, labels, 10, config)
+    model, _ = finetune(copy.deepcopy(backbone), images, labels, classes, config)
     torch.manual_seed(args.seed)
-    scratch, _ = train_from_scratch(scratch_backbone, images, labels, 10, config)
-    print(f"{len(chosen)} labels, {args.epochs} epochs, held-out accuracy:")
-    print(f"  fine-tuned (gradual unfreezing, discriminative lr, one-cycle): {accuracy(model, data.test.images, data.test.labels):.3f}")
-    print(f"  same architecture from scratch, same labels and budget:        {accuracy(scratch, data.test.images, data.test.labels):.3f}")
+    scratch, _ = train_from_scratch(scratch_backbone, images, labels, classes, config)
+    print(f"{data.name}: {len(chosen)} labels, {args.epochs} epochs, accuracy on {len(test.labels)} held-out images:")
+    print(f"  fine-tuned (gradual unfreezing, discriminative lr, one-cycle): {accuracy(model, test.images, test.labels):.3f}")
+    print(f"  same architecture from scratch, same labels and budget:        {accuracy(scratch, test.images, test.labels):.3f}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from selfsup import plugins
-    from selfsup.eval.compare import CompareConfig, compare, markdown_table, method_of
+    from selfsup.experiments.compare import CompareConfig, compare, markdown_table, method_of
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     config = CompareConfig(
@@ -295,7 +318,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except plugins.UnknownNameError as error:
             raise UsageError(f"--methods: {error}") from None
     if args.seeds is not None:
-        from selfsup.eval.seeds import compare_seeds, seeds_table
+        from selfsup.experiments.seeds import compare_seeds, seeds_table
 
         summary = compare_seeds(Path(args.out), methods, config, args.seeds, progress=not args.quiet)
         print(seeds_table(summary))
@@ -323,12 +346,22 @@ def cmd_shard(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from selfsup import plugins
 
+    if args.details:
+        from selfsup.run.describe import describe_method
+
+        try:
+            print(describe_method(args.details))
+        except plugins.UnknownNameError as error:
+            raise UsageError(f"--details: {error}") from None
+        return 0
     registry = plugins.registry()
     for kind in plugins.KINDS:
         print(f"{kind}:")
         for entry in registry.registrations(kind):
             aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
-            print(f"  {entry.name}{aliases}  [{entry.plugin}]")
+            target = f" -> {entry.obj.method}" if kind == "recipes" and entry.obj.method != entry.name else ""
+            print(f"  {entry.name}{target}{aliases}  [{entry.plugin}]")
+    print("backbones also: torchvision:NAME (any torchvision classification model), timm:NAME (with selfsup[timm])")
     return 0
 
 
@@ -348,120 +381,157 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="selfsup", description="Self-supervised learning for computer vision.")
-    parser.add_argument("--version", action="version", version=f"selfsup {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_train_flags(train: argparse.ArgumentParser) -> None:
+    """One flag per :class:`~selfsup.run.config.RunConfig` key. Defaults are left out of the
+    namespace (``SUPPRESS``) so that only the flags given override the recipe and config file."""
+    from selfsup.run.config import KINDS, RECIPE_KEYS, default_of, help_of
+    from selfsup.run.recipe import OPTIMIZERS, SCHEDULES
 
-    demo = commands.add_parser(
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": ("none", "bf16", "fp16")}
+    types: dict[str, Callable[[str], Any]] = {"pos": _positive, "int": int, "int?": _non_negative, "float": _finite_float, "str": str}
+    for key, kind in KINDS.items():
+        flag = "--" + key.replace("_", "-")
+        if key in RECIPE_KEYS:
+            default = "the method's recipe"
+        elif kind in ("table", "list") or default_of(key) is None:
+            default = ""
+        else:
+            default = str(default_of(key)).lower() if kind == "bool" else str(default_of(key))
+        text = help_of(key) + (f" (default: {default})" if default else "")
+        if kind == "table":
+            singular = "option" if key == "options" else "backbone-option"
+            train.add_argument(f"--{singular}", type=_option, action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                               dest=singular.replace("-", "_"), help=text + "; repeatable")
+        elif kind == "list":
+            train.add_argument(flag, action="append", choices=("tensorboard",), default=argparse.SUPPRESS, help=text + "; repeatable")
+        elif kind == "bool":
+            train.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        else:
+            train.add_argument(flag, type=types[kind], choices=choices.get(key), default=argparse.SUPPRESS, help=text,
+                               required=False, metavar=None if key in choices else key.upper())
+    train.add_argument("--width", type=_positive, default=None, help="shorthand for --backbone-option width=N (small_resnet; default: 16)")
+    train.add_argument("--config", default=None, metavar="FILE.toml",
+                       help="a run file (every key of --print-config); flags given here override it")
+    train.add_argument("--print-config", action="store_true", help="print the resolved run as TOML and exit without training")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    train.add_argument("--allow-changes", action="store_true",
+                       help="with --resume: accept settings that differ from the checkpoint's run (no exact resume; the changes are listed)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar or lines")
+
+
+def _add_eval_flags(command: argparse.ArgumentParser, device: bool = True) -> None:
+    command.add_argument("--checkpoint", required=True, help="checkpoint.pt written by selfsup train")
+    command.add_argument("--data", default="digits", metavar="NAME|DIR|LIST",
+                         help="labelled data: digits or photo_patches (fixed held-out split), a folder with one sub-folder per class, "
+                         "a .csv of path,label or labelled shards")
+    command.add_argument("--test-data", default=None, metavar="DIR|LIST",
+                         help="held-out labelled data with the same classes (default: a stratified --test-fraction of --data)")
+    command.add_argument("--test-fraction", type=_fraction, default=0.2, help="held-out share of each class when there is no --test-data")
+    command.add_argument("--split-seed", type=int, default=0, help="seed of the held-out split")
+    command.add_argument("--image-size", type=_positive, default=None, help="side images are brought to (default: the run's image size)")
+    if device:
+        command.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(name, formatter_class=HelpFormatter, **kwargs)
+        return sub
+
+    parser = Parser(prog="selfsup", description="Self-supervised learning for computer vision.", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"selfsup {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    demo = command(
         "demo",
         help="pretrain on the embedded digits and probe against random init (a few minutes on a CPU)",
         description="Pretrain SimCLR and RotNet on the embedded scikit-learn digits, then fit the same linear probe on "
         "1, 5, 10 and all labels per class (3 seeds) for each pretrained and the random-init backbone; "
         "print the table and write report.json, probe.png and pretext.png.",
     )
-    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--out", default="runs/demo", help="output folder")
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
     demo.set_defaults(run=cmd_demo)
 
-    show = commands.add_parser(
+    show = command(
         "show-pretext",
         help="render what each pretext task sees on a sample photo into one PNG",
         description="Render the inputs and targets of every pretext task for a scikit-image sample photo.",
     )
-    show.add_argument("--out", default="runs/pretext.png", help="PNG file to write (default: runs/pretext.png)")
-    show.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    show.add_argument("--photo", default="astronaut", help="sample photo name (default: astronaut)")
+    show.add_argument("--out", default="runs/pretext.png", help="PNG file to write")
+    show.add_argument("--seed", type=int, default=0, help="random seed")
+    show.add_argument("--photo", default="astronaut", help="sample photo name")
     show.add_argument("--quiet", action="store_true", help="no progress line")
     show.set_defaults(run=cmd_show_pretext)
 
-    train = commands.add_parser("train", help="pretrain a method on a dataset", description="Pretrain a registered method.")
-    train.add_argument("--method", required=True, help="method name (see `selfsup methods`)")
-    train.add_argument("--data", default="digits", metavar="NAME|DIR|SHARDS|LIST",
-                       help="a registered dataset, an image folder (class sub-folders or flat), WebDataset tar shards "
-                       "(dir/train-{000000..000127}.tar) or a file list (.txt paths, .csv path,label) (default: digits)")
-    train.add_argument("--image-size", type=_positive, default=64,
-                       help="with files: the crop side of view-based methods, and the side of the centre squares other "
-                       "methods see (default: 64)")
-    train.add_argument("--workers", type=int, default=0,
-                       help="forked loader processes; 0 builds batches in the main process on every core (default: 0)")
-    train.add_argument("--prefetch", type=_positive, default=2, help="batches built ahead of the step, per worker (default: 2)")
-    train.add_argument("--backbone", default="small_resnet", help="registered backbone (default: small_resnet)")
-    train.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")
-    train.add_argument("--out", default="runs/train", help="run folder for checkpoint.pt and metrics.jsonl")
-    train.add_argument("--steps", type=_positive, default=300)
-    train.add_argument("--batch-size", type=_positive, default=64)
-    train.add_argument("--lr", type=_positive_float, default=0.05)
-    train.add_argument("--weight-decay", type=float, default=5e-4)
-    train.add_argument("--optimizer", choices=["sgd", "adamw", "lars"], default="sgd")
-    train.add_argument("--schedule", choices=["cosine", "onecycle"], default="cosine")
-    train.add_argument("--warmup-steps", type=int, default=None, help="default: a tenth of --steps, at most 10")
-    train.add_argument("--accumulate", type=_positive, default=1)
-    train.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--checkpoint-every", type=_positive, default=50)
-    train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                       help="method option, repeatable (e.g. --option cell=10 --option patch=8)")
-    train.add_argument("--sync-bn", action="store_true",
-                       help="under torchrun, BatchNorm statistics over the global batch (SyncBatchNorm)")
-    train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    train.add_argument("--allow-changes", action="store_true",
-                       help="with --resume: accept settings that differ from the checkpoint's run (no exact resume; the changes are listed)")
-    train.add_argument("--quiet", action="store_true")
+    train = command(
+        "train", help="pretrain a method on a dataset",
+        description="Pretrain a registered method. The run is resolved from the method's registered recipe, then --config, then "
+        "the flags given; it is saved as OUT/config.toml and in the checkpoint (selfsup train --config OUT/config.toml trains it again).",
+    )
+    _add_train_flags(train)
     train.set_defaults(run=cmd_train)
 
-    evaluate = commands.add_parser("eval", help="probe a checkpoint's backbone on the digits", description="Linear probe and kNN.")
-    evaluate.add_argument("--checkpoint", required=True)
+    evaluate = command(
+        "eval", help="probe a checkpoint's backbone against random init on labelled data",
+        description="Held-out linear probe (1, 5, 10, all labels per class, 3 label seeds) and weighted kNN of the checkpoint's "
+        "frozen backbone and of the same architecture at random init.",
+    )
+    _add_eval_flags(evaluate)
+    evaluate.add_argument("--out", default=None, help="folder for report.json and probe.png (default: print only)")
     evaluate.set_defaults(run=cmd_eval)
 
-    show_cmd = commands.add_parser(
+    show_cmd = command(
         "show",
-        help="render what a trained method predicts on held-out digits (rotations, puzzles, reconstructions, samples)",
-        description="Load a checkpoint written by `selfsup train` and render its predictions into one PNG.",
+        help="render what a trained method predicts on held-out images (rotations, puzzles, reconstructions, samples)",
+        description="Load a checkpoint written by `selfsup train` and render its predictions on held-out images into one PNG (on the CPU).",
     )
-    show_cmd.add_argument("--checkpoint", required=True)
-    show_cmd.add_argument("--out", default="runs/show.png")
-    show_cmd.add_argument("--count", type=_positive, default=8, help="images to show (default: 8)")
-    show_cmd.add_argument("--seed", type=int, default=0)
+    _add_eval_flags(show_cmd, device=False)
+    show_cmd.add_argument("--out", default="runs/show.png", help="PNG file to write")
+    show_cmd.add_argument("--count", type=_positive, default=8, help="images to show")
+    show_cmd.add_argument("--seed", type=int, default=0, help="random seed of the pretext inputs")
     show_cmd.set_defaults(run=cmd_show)
 
-    export = commands.add_parser("export", help="write a checkpoint's backbone state_dict", description="Export the backbone.")
-    export.add_argument("--checkpoint", required=True)
+    export = command("export", help="write a checkpoint's backbone (state dict or ONNX)",
+                     description="Export the trained backbone: selfsup, torchvision or timm state dicts that name their architecture, or ONNX.")
+    export.add_argument("--checkpoint", required=True, help="checkpoint.pt written by selfsup train")
     export.add_argument("--out", required=True, help="file to write")
+    export.add_argument("--format", default="selfsup", choices=("selfsup", "torchvision", "timm", "onnx"),
+                        help="selfsup (load with selfsup.load_backbone), torchvision/timm (load into the zoo's model), onnx")
     export.add_argument("--force", action="store_true", help="overwrite --out")
     export.set_defaults(run=cmd_export)
 
-    tune = commands.add_parser(
+    tune = command(
         "finetune",
-        help="fine-tune a checkpoint's backbone on few digits labels, ULMFiT-style, against training from scratch",
+        help="fine-tune a checkpoint's backbone on few labels, ULMFiT-style, against training from scratch",
         description="Gradual unfreezing, discriminative learning rates (factor 2.6) and one-cycle on a labeled "
-        "subset of the digits; the same architecture trained from scratch with the same labels and budget is the baseline.",
+        "subset; the same architecture trained from scratch with the same labels and budget is the baseline.",
     )
-    tune.add_argument("--checkpoint", required=True)
-    tune.add_argument("--labels-per-class", default="10", choices=["1", "5", "10", "all"])
-    tune.add_argument("--epochs", type=_positive, default=8)
-    tune.add_argument("--lr", type=_positive_float, default=1e-2)
-    tune.add_argument("--seed", type=int, default=0)
+    _add_eval_flags(tune, device=False)
+    tune.add_argument("--labels-per-class", default="10", choices=["1", "5", "10", "all"], help="labelled images per class")
+    tune.add_argument("--epochs", type=_positive, default=8, help="fine-tuning epochs")
+    tune.add_argument("--lr", type=_positive_float, default=1e-2, help="peak learning rate of the head")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the labelled subset and the training")
     tune.set_defaults(run=cmd_finetune)
 
-    comparison = commands.add_parser(
+    comparison = command(
         "compare",
         help="pretrain every pretext method on one budget and probe each against random init",
-        description="Pretrain each pretext method (same small_resnet init, steps and batch size) on an embedded labelled set, "
-        "then fit the held-out linear probe with 10 and all labels per class (3 seeds) and kNN for each backbone and "
+        description="Pretrain each method at its registered recipe (same small_resnet init, steps and batch size) on an embedded labelled "
+        "set, then fit the held-out linear probe with 10 and all labels per class (3 seeds) and kNN for each backbone and "
         "for random init; print a markdown table and write compare.md and compare.json.",
     )
-    comparison.add_argument("--out", default="runs/compare", help="output folder (default: runs/compare)")
+    comparison.add_argument("--out", default="runs/compare", help="output folder")
     comparison.add_argument(
-        "--dataset", default="digits", choices=("digits", "photo_patches"),
-        help="labelled set with a held-out split: the grey digits or colour patches of 7 photographs (default: digits)",
+        "--dataset", default="digits", choices=("digits", "photo_patches", "shapes"),
+        help="labelled set with a held-out split: the grey digits, colour patches of 7 photographs, or generated colour shapes",
     )
     comparison.add_argument("--methods", default=None,
-                            help="comma-separated method names or recipe rows such as mocov1 (default: every pretext method)")
-    comparison.add_argument("--steps", type=_positive, default=50)
-    comparison.add_argument("--batch-size", type=_positive, default=32)
-    comparison.add_argument("--width", type=_positive, default=16, help="small_resnet width (default: 16)")
-    comparison.add_argument("--seed", type=int, default=0)
+                            help="comma-separated method or recipe names such as mocov1 (default: every pretext method)")
+    comparison.add_argument("--steps", type=_positive, default=50, help="optimizer steps per method")
+    comparison.add_argument("--batch-size", type=_positive, default=32, help="images per step")
+    comparison.add_argument("--width", type=_positive, default=16, help="small_resnet width")
+    comparison.add_argument("--seed", type=int, default=0, help="initialisation and data-order seed")
     comparison.add_argument(
         "--seeds", type=_seed_list, default=None, metavar="S,S,...",
         help="run the comparison once per pretraining seed and summarise each row's gain across them (overrides --seed)",
@@ -470,10 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation", type=_positive, default=0, metavar="N",
         help="choose recipes without the held-out split: probe on N training images held out of pretraining instead",
     )
-    comparison.add_argument("--quiet", action="store_true")
+    comparison.add_argument("--quiet", action="store_true", help="no progress lines")
     comparison.set_defaults(run=cmd_compare)
 
-    shard = commands.add_parser(
+    shard = command(
         "shard",
         help="write an image folder or file list as WebDataset tar shards",
         description="Copy the image files of a folder (class sub-folders give .cls labels) or file list, unchanged, into "
@@ -481,15 +551,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shard.add_argument("--data", required=True, help="image folder or file list (.txt or .csv)")
     shard.add_argument("--out", required=True, help="folder for the shards")
-    shard.add_argument("--shard-size", type=_positive, default=1000, help="images per shard (default: 1000)")
-    shard.add_argument("--prefix", default="train", help="shard file name prefix (default: train)")
-    shard.add_argument("--quiet", action="store_true")
+    shard.add_argument("--shard-size", type=_positive, default=1000, help="images per shard")
+    shard.add_argument("--prefix", default="train", help="shard file name prefix")
+    shard.add_argument("--quiet", action="store_true", help="no progress line")
     shard.set_defaults(run=cmd_shard)
 
-    methods = commands.add_parser("methods", help="list registered methods, pretext tasks, backbones and datasets")
+    methods = command("methods", help="list registered methods, recipes, pretext tasks, backbones and datasets",
+                      description="List what the loaded plugins registered; --details NAME describes one method or recipe.")
+    methods.add_argument("--details", default=None, metavar="NAME", help="a method's paper, options with defaults, and its recipes")
     methods.set_defaults(run=cmd_methods)
 
-    listing = commands.add_parser(
+    listing = command(
         "plugins",
         help="list loaded plugins, what each registered, and the errors of those that failed",
         description="List the built-in and installed plugins (entry-point group 'selfsup'). "
@@ -497,6 +569,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.set_defaults(run=cmd_plugins)
     return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: list[str]) -> NoReturn:
+    """One line for arguments the command does not take, with the closest flag it does take."""
+    import difflib
+
+    sub = next(
+        (choice for action in parser._actions if isinstance(action, argparse._SubParsersAction) for name, choice in action.choices.items() if name == command),
+        parser,
+    )
+    flags = [flag for action in sub._actions for flag in action.option_strings if flag.startswith("--")]
+    first = extra[0].split("=", 1)[0]
+    close = difflib.get_close_matches(first, flags, n=1, cutoff=0.6) if first.startswith("-") else []
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    sub.error(f"unrecognized argument{'s' if len(extra) > 1 else ''} {' '.join(extra)}{hint}")
+    raise SystemExit(2)  # error() exits; this line is for the type checker
+
+
+def _flag_message(message: str) -> str:
+    """``key: ...`` of a run setting as ``--flag: ...``, the flag that sets it."""
+    from selfsup.run.config import KINDS
+
+    key, sep, rest = message.partition(": ")
+    flags = {"options": "option", "backbone_options": "backbone-option"}
+    if sep and key in KINDS:
+        return f"--{flags.get(key, key.replace('_', '-'))}: {rest}"
+    return message
 
 
 def _version() -> str:
@@ -507,11 +606,14 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unrecognized(parser, args.command, extra)
     try:
         return int(args.run(args))
     except (UsageError, ValueError, TypeError, OSError) as error:
-        print(f"selfsup {args.command}: error: {error}", file=sys.stderr)
+        message = _flag_message(str(error)) if args.command == "train" else str(error)
+        print(f"selfsup {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

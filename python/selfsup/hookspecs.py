@@ -1,4 +1,4 @@
-"""The plugin API of selfsup: four registration hooks (pluggy project name ``"selfsup"``).
+"""The plugin API of selfsup: five registration hooks (pluggy project name ``"selfsup"``).
 
 A plugin is a module (or object) with functions named like the hooks below and marked with
 :data:`hookimpl`. Each hook receives one ``register`` callback; call it once per thing the plugin
@@ -64,3 +64,12 @@ def selfsup_register_backbones(register: Register) -> None:
 def selfsup_register_datasets(register: Register) -> None:
     """Register dataset factories: ``factory(**options)`` returning a map-style dataset of uint8
     ``(H, W, C)`` images (and labels where known). Example: ``register(digits, name="digits")``."""
+
+
+@hookspec
+def selfsup_register_recipes(register: Register) -> None:
+    """Register training recipes (:class:`selfsup.run.recipe.Recipe`): a method's options,
+    backbone, optimizer, learning rate, weight decay, schedule, warm-up, batch size and per-dataset
+    overrides. The recipe registered under a method's own name is its default for ``selfsup train``,
+    :func:`selfsup.train`, ``compare`` and ``demo``; other names are variants that ``--method``
+    accepts too. Example: ``register(Recipe("moco", {"version": 1}, optimizer="sgd", lr=0.3), name="mocov1")``."""

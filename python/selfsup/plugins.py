@@ -23,8 +23,8 @@ import pluggy
 
 from selfsup import hookspecs
 
-Kind = Literal["methods", "pretext_tasks", "backbones", "datasets"]
-KINDS: tuple[Kind, ...] = ("methods", "pretext_tasks", "backbones", "datasets")
+Kind = Literal["methods", "pretext_tasks", "backbones", "datasets", "recipes"]
+KINDS: tuple[Kind, ...] = ("methods", "pretext_tasks", "backbones", "datasets", "recipes")
 ENTRY_POINT_GROUP = "selfsup"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.data.embedded",
     "selfsup.data.digits",
     "selfsup.data.photo_patches",
+    "selfsup.data.shapes",
     "selfsup.models.backbones",
     "selfsup.models.vit",
     "selfsup.methods.rotnet",
@@ -98,13 +99,26 @@ class Registry:
     entries: dict[Kind, dict[str, Registration]] = field(default_factory=lambda: {k: {} for k in KINDS})
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
 
-    def get(self, kind: Kind, name: str) -> Any:
-        """The object registered as ``name`` (or alias). Raises :class:`UnknownNameError`."""
+    def find(self, kind: Kind, name: str) -> Registration | None:
+        """The registration of ``name`` (or an alias), matched without regard to case; None if
+        there is none."""
         entry = self.entries[kind].get(name)
         if entry is None:
-            known = ", ".join(self.names(kind)) or "none"
-            singular = kind.rstrip("s").replace("_", " ")
-            raise UnknownNameError(f"unknown {singular} {name!r}; registered: {known}")
+            folded = name.casefold()
+            matches = [e for key, e in self.entries[kind].items() if key.casefold() == folded]
+            entry = matches[0] if len(matches) == 1 else None
+        return entry
+
+    def get(self, kind: Kind, name: str) -> Any:
+        """The object registered as ``name`` (or alias; case does not matter).
+
+        Raises:
+            UnknownNameError: no such name; the message gives the closest registered names and
+                the list of all of them.
+        """
+        entry = self.find(kind, name)
+        if entry is None:
+            raise UnknownNameError(unknown_name_message(kind.rstrip("s").replace("_", " "), name, self.names(kind), list(self.entries[kind])))
         return entry.obj
 
     def names(self, kind: Kind) -> list[str]:
@@ -130,6 +144,15 @@ class Registry:
         for (kind, key), entry in staged.items():
             self.entries[kind][key] = entry
         self.plugins[plugin].registered.extend(f"{e.kind}:{e.name}" for e in batch)
+
+
+def unknown_name_message(what: str, name: str, names: list[str], keys: list[str] | None = None) -> str:
+    """``unknown WHAT 'name' (did you mean 'x'?); registered: a, b, c``, the hint from the closest
+    of ``keys`` (default ``names``: primary names and aliases) when one is close."""
+    close = difflib.get_close_matches(name.casefold(), [k.casefold() for k in keys or names], n=1, cutoff=0.6)
+    lowered = {k.casefold(): k for k in keys or names}
+    hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    return f"unknown {what} {name!r}{hint}; registered: {', '.join(names) or 'none'}"
 
 
 def make_manager() -> pluggy.PluginManager:
@@ -196,6 +219,12 @@ def _call_hooks(manager: pluggy.PluginManager, registry: Registry, plugin_name: 
             batch: list[Registration] = []
 
             def register(obj: Any, name: str | None = None, aliases: tuple[str, ...] = (), *, _kind: Kind = kind) -> None:
+                if _kind == "recipes":
+                    from selfsup.run.recipe import Recipe
+
+                    if not isinstance(obj, Recipe):
+                        raise TypeError(f"register: expected a selfsup.run.recipe.Recipe for a recipe, got {type(obj).__name__}")
+                    name = obj.method if name is None else name
                 key = name if name is not None else getattr(obj, "name", None)
                 if not isinstance(key, str) or not key:
                     raise ValueError(f"register: {obj!r} has no name; pass name=")

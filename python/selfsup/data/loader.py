@@ -1,7 +1,7 @@
 """Multi-view batches from an :class:`ImageFolder` through torch's DataLoader.
 
 The batch sampler yields lists of ``(epoch, index)`` keys; the collate reads and decodes the
-whole batch and runs the recipe on it with ``(seed, epoch, indices)``, two native calls that
+whole batch and runs the augmentation on it with ``(seed, epoch, indices)``, two native calls that
 use every core. With ``num_workers=0`` this is the main-process mode (no worker processes, the
 fastest on a machine the native pool already fills); with workers each forked worker builds
 whole batches serially (the native pool falls back to one thread in a forked child). Both give
@@ -23,12 +23,12 @@ from selfsup.data.sampler import EpochBatchSampler, SampleKey
 from selfsup.ops._common import resolve_seed
 from selfsup.transforms import Compose, MultiView
 
-Recipe = Union[MultiView, Compose]
+Augmentation = Union[MultiView, Compose]
 
 
 class ViewBatch(NamedTuple):
     views: list[torch.Tensor]
-    """One tensor per view, ``(B, 3, H, W)`` (float32 when the recipe normalises, else uint8)."""
+    """One tensor per view, ``(B, 3, H, W)`` (float32 when the augmentation normalises, else uint8)."""
     targets: torch.Tensor
     """``(B,)`` int64 class indices (``-1`` for an unlabeled folder)."""
     indices: torch.Tensor
@@ -57,17 +57,17 @@ class KeyDataset(Dataset[SampleKey]):
 class ViewCollate:
     """Turns a list of ``(epoch, index)`` keys into a :class:`ViewBatch`: decodes the files in
     one native call (unreadable ones are skipped with a warning and listed in ``skipped``), then
-    runs ``recipe`` on the decoded images of different sizes with ``(seed, epoch, indices)``.
+    runs ``augmentation`` on the decoded images of different sizes with ``(seed, epoch, indices)``.
 
     Raises:
         ValueError: keys of more than one epoch in a batch.
     """
 
-    def __init__(self, folder: ImageFolder, recipe: Recipe, *, seed: int = 0) -> None:
+    def __init__(self, folder: ImageFolder, augmentation: Augmentation, *, seed: int = 0) -> None:
         if folder.gray != "rgb":
-            raise ValueError("folder: the recipes need RGB images; build the ImageFolder with gray='rgb'")
+            raise ValueError("folder: the augmentations need RGB images; build the ImageFolder with gray='rgb'")
         self.folder = folder
-        self.recipe = recipe
+        self.augmentation = augmentation
         self.seed = resolve_seed(seed)
 
     def __call__(self, keys: Sequence[SampleKey]) -> ViewBatch:
@@ -77,9 +77,9 @@ class ViewCollate:
         epoch = epochs.pop()
         loaded = self.folder.load([i for _, i in keys])
         if loaded.images:
-            views = self.recipe.run(loaded.images, seed=self.seed, epoch=epoch, indices=loaded.indices).views
+            views = self.augmentation.run(loaded.images, seed=self.seed, epoch=epoch, indices=loaded.indices).views
         else:  # a batch without one readable image: empty views of the right shapes
-            views = [v[:0] for v in self.recipe.run([np.zeros((1, 1, 3), np.uint8)], seed=0).views]
+            views = [v[:0] for v in self.augmentation.run([np.zeros((1, 1, 3), np.uint8)], seed=0).views]
         return ViewBatch(
             views,
             torch.tensor(loaded.targets, dtype=torch.int64),
@@ -115,7 +115,7 @@ class ViewLoader:
     def __init__(
         self,
         folder: ImageFolder,
-        recipe: Recipe,
+        augmentation: Augmentation,
         batch_size: int,
         *,
         seed: int = 0,
@@ -129,7 +129,7 @@ class ViewLoader:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
         self.folder = folder
         self.sampler = EpochBatchSampler(len(folder), batch_size, seed=seed, shuffle=shuffle, drop_last=drop_last)
-        self.collate = ViewCollate(folder, recipe, seed=seed)
+        self.collate = ViewCollate(folder, augmentation, seed=seed)
         self.dataloader: DataLoader[SampleKey] = DataLoader(
             KeyDataset(folder),
             batch_sampler=self.sampler,

@@ -1,13 +1,16 @@
-"""Which source a ``--data`` argument names: an image folder, a file list or tar shards."""
+"""Which source a ``--data`` argument names: a registered dataset, an image folder, a file list or tar shards."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from selfsup.data.folder import FileList, FileSource, ImageFolder
 from selfsup.data.shards import TarShards, is_shard_pattern
+
+if TYPE_CHECKING:
+    from selfsup.data.pipeline import Source
 
 
 def open_source(spec: str | os.PathLike[str], *, gray: Literal["rgb", "keep"] = "rgb") -> FileSource:
@@ -29,3 +32,30 @@ def open_source(spec: str | os.PathLike[str], *, gray: Literal["rgb", "keep"] = 
     if path.is_file():
         return FileList(path, gray=gray)
     raise FileNotFoundError(f"data: {text!r} is neither a folder, a file list nor tar shards")
+
+
+def looks_like_path(name: str) -> bool:
+    return os.sep in name or Path(name).exists() or name.endswith((".tar", ".txt", ".csv"))
+
+
+def open_data(name: str) -> Source:
+    """The source ``name`` stands for: a registered dataset (an in-memory
+    :class:`~selfsup.data.ArraySource` with its labels), an image folder, a file list or tar shards.
+
+    Raises:
+        ValueError: ``data: ...`` for a missing, empty or unreadable source or an unknown dataset name.
+    """
+    from selfsup import plugins
+    from selfsup.data.pipeline import ArraySource
+
+    if looks_like_path(name):
+        try:
+            return open_source(name)
+        except (ValueError, OSError) as error:
+            raise ValueError(f"data: {str(error).removeprefix('data: ')}") from None
+    try:
+        factory = plugins.get("datasets", name)
+    except plugins.UnknownNameError as error:
+        raise ValueError(f"data: {error} (or a folder, file list or shards that does not exist)") from None
+    data = factory()
+    return ArraySource(getattr(data, "images", data), getattr(data, "labels", None))

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.methods.base import images_to_tensor
+from selfsup.models.inputs import images_to_tensor
 
 
 @dataclass

@@ -14,8 +14,8 @@ from torch import nn
 from selfsup.eval.knn import knn_predict
 from selfsup.eval.probe import linear_probe_accuracy
 from selfsup.eval.subsets import labeled_subset
-from selfsup.methods.base import images_to_tensor
-from selfsup.methods.lightness import input_channels, lightness, lightness_to_tensor
+from selfsup.models.inputs import images_to_tensor
+from selfsup.models.lightness import input_channels, lightness, lightness_to_tensor
 
 
 def backbone_inputs(backbone: nn.Module, images: npt.NDArray[np.uint8], device: str = "cpu") -> torch.Tensor:
@@ -69,3 +69,14 @@ def probe_table(
     knn = knn_predict(train_features, torch.from_numpy(train_labels), test_features, k=20, temperature=0.07, num_classes=classes)
     table["knn_all"] = float((knn == y_test).double().mean())
     return table
+
+
+def format_table(rows: dict[str, dict[str, Any]]) -> str:
+    """Rows of :func:`probe_table` as a plain-text table: the probe per shot (mean ± std) and kNN."""
+    shots = list(next(iter(rows.values()))["linear"].keys())
+    header = f"{'backbone':<22}" + "".join(f"{s + ' / class':>16}" for s in shots) + f"{'kNN all':>10}"
+    lines = [header, "-" * len(header)]
+    for name, table in rows.items():
+        cells = "".join(f"{table['linear'][s]['mean']:>10.3f} ±{table['linear'][s]['std']:.3f}" for s in shots)
+        lines.append(f"{name:<22}{cells}{table['knn_all']:>10.3f}")
+    return "\n".join(lines)

@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import Method, images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.methods.base import Method
+from selfsup.models.inputs import images_to_tensor
 
 
 class Decoder(nn.Module):
@@ -140,3 +142,10 @@ def selfsup_register_methods(register: Register) -> None:
     register(Autoencoder)
     register(DenoisingAutoencoder, aliases=("dae",))
     register(VAE, aliases=("beta_vae",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("autoencoder", summary="AdamW 1e-3"))
+    register(Recipe("denoising_autoencoder", summary="AdamW 1e-3"))
+    register(Recipe("vae", summary="AdamW 1e-3"))

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from selfsup.methods.joint import JointEmbedding, check_positive
-from selfsup.methods.memory_bank import MemoryBank, bank_info_nce
+from selfsup.models.memory_bank import MemoryBank
+from selfsup.losses.nce import bank_info_nce
 
 
 class BankedEmbedding(JointEmbedding):

@@ -24,8 +24,10 @@ from torch import nn
 from torch.func import functional_call
 
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.run.recipe import Recipe
 from selfsup.methods.autoencoder import Decoder
-from selfsup.methods.base import Method, batch_generator, images_to_tensor
+from selfsup.methods.base import batch_generator, Method
+from selfsup.models.inputs import images_to_tensor
 
 
 class JointDiscriminator(nn.Module):
@@ -108,3 +110,8 @@ class BiGAN(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(BiGAN, aliases=("ali",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("bigan", lr=2e-4, summary="AdamW at the paper's Adam rate 2e-4"))

@@ -8,7 +8,7 @@ other view made by a target network (f_ξ, g_ξ), an exponential moving average 
 
 Shapes: ``views (2, N, 3, S, S)``; projector and predictor are MLPs ``D → hidden → out`` with
 BatchNorm (paper: 4096 → 256; here ``hidden_dim`` defaults to 2 × the backbone's features).
-Views use the asymmetric BYOL recipe (:func:`selfsup.transforms.byol`). The loss is per sample, so
+Views use the asymmetric BYOL augmentation (:func:`selfsup.transforms.byol`). The loss is per sample, so
 under DDP nothing needs gathering (the paper's synchronised BatchNorm is not applied).
 """
 
@@ -20,17 +20,21 @@ import torch
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.joint import JointEmbedding, check_positive, ema_update, mean_cosine, momentum_at, momentum_copy
+from selfsup.run.recipe import Recipe
+from selfsup.methods.joint import check_positive, JointEmbedding
+from selfsup.models.momentum import ema_update, momentum_at, momentum_copy
+from selfsup.losses.similarity import mean_cosine
 from selfsup.models.heads import ProjectionHead
+from selfsup.losses.byol import byol_loss
 
 
 class BYOL(JointEmbedding):
     """Args: ``backbone``; ``projection_dim``/``hidden_dim`` of projector and predictor;
-    ``base_momentum`` τ_base of the target update; ``image_size``, ``blur``, ``view_recipe`` (default
+    ``base_momentum`` τ_base of the target update; ``image_size``, ``blur``, ``augmentation`` (default
     ``"byol"``) as in :class:`~selfsup.methods.joint.JointEmbedding`."""
 
     name: ClassVar[str] = "byol"
-    recipe_name: ClassVar[str] = "byol"
+    default_augmentation: ClassVar[str] = "byol"
 
     def __init__(
         self,
@@ -40,9 +44,9 @@ class BYOL(JointEmbedding):
         base_momentum: float = 0.996,
         image_size: int | None = None,
         blur: bool | None = None,
-        view_recipe: str | None = None,
+        augmentation: str | None = None,
     ) -> None:
-        super().__init__(backbone, image_size=image_size, blur=blur, view_recipe=view_recipe)
+        super().__init__(backbone, image_size=image_size, blur=blur, augmentation=augmentation)
         if not 0.0 <= base_momentum <= 1.0:
             raise ValueError(f"base_momentum: expected a value in [0, 1], got {base_momentum}")
         check_positive(projection_dim=projection_dim)
@@ -68,11 +72,14 @@ class BYOL(JointEmbedding):
         ema_update(self.target_projector, self.projector, self.momentum)
 
 
-def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``2 − 2·cos(p_i, z_i)`` averaged over the batch; ``prediction``, ``target`` ``(N, D)``."""
-    return 2.0 - 2.0 * mean_cosine(prediction, target)
-
-
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(BYOL)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe(
+        "byol", {"base_momentum": 0.9, "hidden_dim": 4096, "augmentation": "mocov2"}, optimizer="lars", lr=3.0,
+        summary="LARS at 3.0, 4 096 hidden units, tau_base 0.9, MoCo v2's symmetric views (swept on the validation split)",
+    ))

@@ -6,7 +6,7 @@ horizontal flip; the native :func:`selfsup.transforms.Compose`), converted to CI
 native :func:`selfsup.ops.rgb_to_lab`, and split into views of that *same* crop:
 
 * ``"L"``: the lightness, ``(N, 1, S, S)``, standardised as ``(L/100 − 0.5)/0.25``
-  (:func:`selfsup.methods.lightness.lightness_to_tensor`, what colorization's backbone sees);
+  (:func:`selfsup.models.lightness.lightness_to_tensor`, what colorization's backbone sees);
 * ``"ab"``: the chrominance, ``(N, 2, S, S)``, as ``ab/50`` (the ±100 ab range of sRGB onto the ±2
   of standardised pixels);
 * ``"gradient"``: ``(N, 1, S, S)``, the Sobel gradient magnitude of the lightness,
@@ -52,8 +52,9 @@ from torch import nn
 
 import selfsup.ops as ops
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.run.recipe import Recipe
 from selfsup.methods.banked import BankedEmbedding
-from selfsup.methods.lightness import input_channels, lightness_to_tensor
+from selfsup.models.lightness import input_channels, lightness_to_tensor
 from selfsup.transforms import Compose, MultiView, Normalize, RandomHorizontalFlip, RandomResizedCrop
 
 VIEW_CHANNELS: dict[str, int] = {"L": 1, "ab": 2, "gradient": 1}
@@ -203,7 +204,7 @@ class CMC(BankedEmbedding):
         self.view_encoders = nn.ModuleDict({v: view_encoder(backbone, VIEW_CHANNELS[v]) for v in names[1:]})
         self.heads = nn.ModuleDict({v: nn.Linear(self.feature_dim, embedding_dim) for v in names})
 
-    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+    def build_views(self, size: int, normalize: Normalize) -> MultiView:
         """One uint8 crop per image (no colour changes: colour is what the views split)."""
         return MultiView([Compose([RandomResizedCrop(size, scale=self.crop_scale), RandomHorizontalFlip(0.5)])])
 
@@ -232,3 +233,9 @@ class CMC(BankedEmbedding):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(CMC)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("cmc", {"views": ["L", "gradient"], "negatives": 1024}, optimizer="sgd", lr=0.03, summary="L against its gradient magnitude, 1 024 negatives, the code's SGD 0.03"))
+    register(Recipe("cmc", {"negatives": 1024}, optimizer="sgd", lr=0.03, summary="the paper's L/ab pair for colour data, 1 024 negatives, SGD 0.03"), name="cmc_lab")

@@ -34,9 +34,10 @@ from torch import nn
 
 import selfsup.ops as ops
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.run.recipe import Recipe
 from selfsup.methods.autoencoder import Decoder
 from selfsup.methods.base import Method
-from selfsup.methods.lightness import input_channels, lightness, lightness_to_tensor
+from selfsup.models.lightness import input_channels, lightness, lightness_to_tensor
 
 
 def downsample_ab(ab: npt.NDArray[np.float32], size: int) -> npt.NDArray[np.float32]:
@@ -195,3 +196,8 @@ class Colorization(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(Colorization, aliases=("colorisation", "colorful"))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("colorization", summary="AdamW 1e-3"))

@@ -35,7 +35,9 @@ from torch import nn
 
 import selfsup.ops as ops
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import Method, images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.methods.base import Method
+from selfsup.models.inputs import images_to_tensor
 
 
 class SpotArtifacts(Method):
@@ -133,3 +135,11 @@ class SpotArtifacts(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(SpotArtifacts, aliases=("spot_artifacts", "artifacts"))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe(
+        "corruption", datasets={"digits": {"options": {"mask_weight": 100.0}}},
+        summary="equal what/where weights; on the digits the where term weighs 100x (clean digits all read none)",
+    ))

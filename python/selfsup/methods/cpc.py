@@ -53,7 +53,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD, Method, images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.models.inputs import images_to_tensor, CHANNEL_MEAN, CHANNEL_STD
+from selfsup.methods.base import Method
 from selfsup.models.batchnorm import swap_modules
 
 DIRECTIONS = ("down", "up", "right", "left")
@@ -306,3 +308,8 @@ class CPC(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(CPC)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("cpc", {"grid": 7, "patch": 8, "stride": 4, "offsets": 3, "context_layers": 2}, summary="a 7x7 grid of 8-px patches at stride 4; AdamW 1e-3"))

@@ -28,8 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.joint import MultiCrop, check_positive, ema_update, momentum_at, momentum_copy
+from selfsup.run.recipe import Recipe
+from selfsup.methods.joint import check_positive, MultiCrop
+from selfsup.models.momentum import ema_update, momentum_at, momentum_copy
 from selfsup.transforms import MultiView, Normalize, dino
+from selfsup.losses.dino import dino_loss
 
 
 class DINOHead(nn.Module):
@@ -60,7 +63,7 @@ class DINO(MultiCrop):
     """
 
     name: ClassVar[str] = "dino"
-    recipe_name: ClassVar[str] = "byol"
+    default_augmentation: ClassVar[str] = "byol"
     center: torch.Tensor
     progress: torch.Tensor
 
@@ -103,7 +106,7 @@ class DINO(MultiCrop):
         self.register_buffer("center", torch.zeros(out_dim))
         self.register_buffer("progress", torch.zeros(()))
 
-    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+    def build_views(self, size: int, normalize: Normalize) -> MultiView:
         return dino(size, self.local_side(size), self.local_crops, normalize=normalize, blur=self.uses_blur(size))
 
     def teacher_temperature(self) -> float:
@@ -139,31 +142,11 @@ class DINO(MultiCrop):
         ema_update(self.teacher_head, self.head, momentum)
 
 
-def dino_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor, student_temperature: float, teacher_temperature: float) -> torch.Tensor:
-    """Eq. 3 for ``student (V, N, K)`` and ``teacher (G, N, K)`` logits (G ≤ V global views, the
-    first G student views): the mean over pairs (teacher view a, student view b ≠ a) of the batch
-    mean of −P_t^a · log P_s^b.
-
-    Raises:
-        ValueError: shapes that are not ``(V, N, K)`` and ``(G, N, K)`` with ``G ≤ V``, or no pair
-            of different views (one teacher and one student view).
-    """
-    if student.ndim != 3 or teacher.ndim != 3 or teacher.shape[1:] != student.shape[1:] or teacher.shape[0] > student.shape[0]:
-        raise ValueError(f"student, teacher: expected (V, N, K) and (G, N, K) logits with G <= V, got {tuple(student.shape)} and {tuple(teacher.shape)}")
-    if student.shape[0] < 2:
-        raise ValueError(f"student: DINO's loss pairs each teacher view with the other student views; got {student.shape[0]} view, need at least 2")
-    targets = F.softmax((teacher - center) / teacher_temperature, dim=-1)
-    log_student = F.log_softmax(student / student_temperature, dim=-1)
-    total = student.new_zeros(())
-    pairs = 0
-    for a in range(teacher.shape[0]):
-        for b in range(student.shape[0]):
-            if a != b:
-                total = total + (-(targets[a] * log_student[b]).sum(-1)).mean()
-                pairs += 1
-    return total / pairs
-
-
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(DINO)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("dino", summary="AdamW 1e-3 (the paper's optimizer)"))

@@ -68,9 +68,11 @@ from torch import nn
 from torch.func import functional_call
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import Method, batch_generator, images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.methods.base import batch_generator, Method
+from selfsup.models.inputs import images_to_tensor
+from selfsup.losses.mutual_information import ESTIMATORS, mi_bound
 
-ESTIMATORS = ("jsd", "infonce", "dv")
 ENCODER_LOSSES = ("minimax", "non_saturating")
 
 
@@ -98,55 +100,6 @@ class GlobalScoreNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.block(x) + self.shortcut(x)
         return out
-
-
-def pair_scores(local: torch.Tensor, global_: torch.Tensor) -> torch.Tensor:
-    """T for every location and pair: ``local (N, M, S)``, ``global_ (N, S)`` → ``(M, N, N)``,
-    ``[i, n, m] = local[n, i] · global_[m]`` (positives on the diagonal)."""
-    return torch.einsum("nis,ms->inm", local, global_)
-
-
-def jsd_bound(scores: torch.Tensor) -> torch.Tensor:
-    """Eq. 4 on scores ``(M, N, N)`` (positives on the diagonal): E_P[−sp(−T)] − E_{P×P̃}[sp(T)]."""
-    positive, negative = split_pairs(scores)
-    return -F.softplus(-positive).mean() - F.softplus(negative).mean()
-
-
-def dv_bound(scores: torch.Tensor) -> torch.Tensor:
-    """Donsker–Varadhan on scores ``(M, N, N)``: E_P[T] − log E_{P×P̃}[e^T]."""
-    positive, negative = split_pairs(scores)
-    return positive.mean() - (torch.logsumexp(negative, dim=0) - math.log(negative.numel()))
-
-
-def infonce_bound(local: torch.Tensor, global_: torch.Tensor) -> torch.Tensor:
-    """Eq. 5 for ``local (N, M, S)`` and ``global_ (N, S)``, mean over the M locations: at each location
-    the InfoNCE of the local features against all global features, the image's own as positive."""
-    from selfsup_kernels import info_nce
-
-    losses = [info_nce(local[:, i], global_, temperature=1.0, normalize=False) for i in range(local.shape[1])]
-    return -torch.stack(losses).mean()
-
-
-def split_pairs(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores ``(M, N, N)`` → (positives ``(M·N,)``, negatives ``(M·N·(N − 1),)``)."""
-    n = scores.shape[-1]
-    if n < 2:
-        raise ValueError(f"scores: expected at least 2 images for negative pairs, got {n}")
-    same = torch.eye(n, dtype=torch.bool, device=scores.device).expand_as(scores)
-    return scores[same], scores[~same]
-
-
-def mi_bound(local: torch.Tensor, global_: torch.Tensor, estimator: str) -> torch.Tensor:
-    """The lower bound ``estimator`` of the mutual information between ``local (N, M, S)`` and
-    ``global_ (N, S)`` score embeddings (to be maximised)."""
-    if estimator == "infonce":
-        return infonce_bound(local, global_)
-    scores = pair_scores(local, global_)
-    if estimator == "jsd":
-        return jsd_bound(scores)
-    if estimator == "dv":
-        return dv_bound(scores)
-    raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
 
 
 def default_local_layer(backbone: nn.Module) -> str:
@@ -309,3 +262,8 @@ class DeepInfoMax(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(DeepInfoMax, name="dim", aliases=("deep_infomax",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("dim", {"score_dim": 256}, summary="AdamW 1e-3, 256-d scores"))

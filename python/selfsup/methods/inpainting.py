@@ -37,8 +37,10 @@ from torch.func import functional_call
 
 import selfsup.ops as ops
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.run.recipe import Recipe
 from selfsup.methods.autoencoder import Decoder
-from selfsup.methods.base import Method, images_to_tensor
+from selfsup.methods.base import Method
+from selfsup.models.inputs import images_to_tensor
 
 MASK_KINDS = ("center", "blocks", "region")
 
@@ -68,7 +70,7 @@ def region_weights(masks: torch.Tensor, overlap: int, overlap_weight: float) -> 
 class ContextEncoder(Method):
     """``make_batch``: N uint8 images → ``masked (N, C, H, W)`` (the encoder's input), ``images``
     (the originals) and ``masks (N, 1, H, W)`` (1 = dropped), all standardised like
-    :func:`~selfsup.methods.base.images_to_tensor`.
+    :func:`~selfsup.models.inputs.images_to_tensor`.
 
     Raises:
         ValueError: unknown ``mask``; ``fraction`` outside (0, 1]; ``overlap`` < 0;
@@ -170,3 +172,8 @@ class ContextEncoder(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(ContextEncoder, aliases=("context_encoder",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("inpainting", summary="AdamW 1e-3"))

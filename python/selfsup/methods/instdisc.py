@@ -46,47 +46,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.models.inputs import images_to_tensor
 from selfsup.methods.banked import BankedEmbedding
-from selfsup.methods.memory_bank import MemoryBank
+from selfsup.models.memory_bank import MemoryBank
 from selfsup.transforms import MultiView, Normalize, instdisc
+from selfsup.losses.nce import estimate_normalizer, instance_softmax_loss, nce_loss
 
 LOSSES = ("softmax", "nce")
 BANK = "embedding"
 """The name of the one bank (state key ``banks.embedding.bank``)."""
-
-
-def instance_softmax_loss(q: torch.Tensor, positives: torch.Tensor, bank: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean of −log P(i | q_i) (eq. 2) for queries ``q (N, D)`` whose bank rows are ``positives
-    (N, D)`` (rows of ``bank (n, D)``), every bank row counted once in the denominator."""
-    from selfsup_kernels import info_nce
-
-    doubled = info_nce(q, positives, bank, temperature, batch_negatives=False, reduction="none")
-    return (doubled + torch.log1p(-torch.exp(-doubled))).mean()
-
-
-def nce_loss(
-    q: torch.Tensor, positives: torch.Tensor, noise: torch.Tensor, normalizer: float, size: int, temperature: float
-) -> torch.Tensor:
-    """J_NCE (eqs. 5–7) of queries ``q (N, D)`` against their bank rows ``positives (N, D)`` and
-    the ``noise (m, D)`` rows drawn uniformly from a bank of ``size`` rows, with P(i|v) =
-    exp(vᵢᵀv/τ)/``normalizer``; mean over the batch of the positive term plus the m noise terms."""
-    log_noise = math.log(noise.shape[0] / size)
-    log_z = math.log(normalizer)
-    data = (q * positives).sum(1) / temperature - log_z
-    noise_logits = q @ noise.T / temperature - log_z
-    log_h_data = data - torch.logaddexp(data, torch.full_like(data, log_noise))
-    log_noise_is_noise = log_noise - torch.logaddexp(noise_logits, torch.full_like(noise_logits, log_noise))
-    return -(log_h_data + log_noise_is_noise.sum(1)).mean()
-
-
-@torch.no_grad()
-def estimate_normalizer(q: torch.Tensor, noise: torch.Tensor, size: int, temperature: float) -> float:
-    """Z ≈ n·mean over the batch and the noise rows of exp(vⱼᵀf_i/τ) (eq. 8), averaged over ranks."""
-    from selfsup_kernels.distributed import all_reduce, world
-
-    mean = all_reduce((q.detach().float() @ noise.float().T / temperature).exp().mean())
-    return float(mean) / world()[1] * size
 
 
 class InstDisc(BankedEmbedding):
@@ -147,7 +116,7 @@ class InstDisc(BankedEmbedding):
         self.labels: torch.Tensor | None = None
         self.register_buffer("nce_normalizer", torch.tensor(-1.0))
 
-    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+    def build_views(self, size: int, normalize: Normalize) -> MultiView:
         return instdisc(size, normalize=normalize)
 
     def bind_dataset(self, size: int, labels: npt.NDArray[np.int64] | None = None) -> None:
@@ -218,3 +187,8 @@ class InstDisc(BankedEmbedding):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(InstDisc)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("instdisc", lr=5e-4, summary="AdamW 5e-4 (+0.065 against +0.042 with the paper's SGD 0.03)"))

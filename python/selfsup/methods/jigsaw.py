@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import Method, images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.methods.base import Method
+from selfsup.models.inputs import images_to_tensor
 from selfsup.pretext.jigsaw import Jigsaw
 
 
@@ -85,3 +87,8 @@ class JigsawMethod(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(JigsawMethod, name="jigsaw", aliases=("cfn",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("jigsaw", {"cell": 10, "patch": 8, "permutations": 100, "hidden": 512}, summary="8-px tiles from 10-px cells (the paper's 64/85 at 32 px), 100 maximal-Hamming permutations; AdamW 1e-3"))

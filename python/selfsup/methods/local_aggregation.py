@@ -6,7 +6,7 @@ The embedding v_i = f_θ(x_i) (ℓ2-normalised, 128-d) and the memory bank are I
 
 * background neighbours B_i: the k bank rows most similar to v_i (k = 4096, clipped to the bank);
 * close neighbours C_i: every sample that shares a cluster with i in at least one of H k-means
-  clusterings of the bank (:func:`selfsup.methods.kmeans.kmeans`, seeds ``seed + h``), recomputed
+  clusterings of the bank (:func:`selfsup.models.kmeans.kmeans`, seeds ``seed + h``), recomputed
   every ``cluster_every`` steps (default: once per pass over the data, as the reference code does);
 * with P(A | v) = Σ_{j∈A} exp(v_jᵀv/τ) / Σ_{j=1}^{n} exp(v_jᵀv/τ), τ = 0.07, the loss
       L(C_i, B_i | θ, x_i) = −log P(C_i ∩ B_i | v_i) / P(B_i | v_i)
@@ -39,43 +39,15 @@ import torch
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.run.recipe import Recipe
 from selfsup.methods.instdisc import InstDisc
 from selfsup.methods.joint import check_positive
-from selfsup.methods.kmeans import kmeans
-from selfsup.methods.memory_bank import MemoryBank
+from selfsup.models.kmeans import kmeans
+from selfsup.models.memory_bank import MemoryBank
+from selfsup.losses.local_aggregation import local_aggregation_loss
 
 IMAGES_PER_CLUSTER = 1_281_167 / 30_000
 """The reference configuration's ratio: 30 000 clusters for the ImageNet training set."""
-RATIO_FLOOR = 1e-7
-"""Added to P(C ∩ B | v)/P(B | v) before the log, as in the reference code."""
-
-
-def local_aggregation_loss(
-    q: torch.Tensor,
-    bank: torch.Tensor,
-    cluster_labels: torch.Tensor,
-    indices: torch.Tensor,
-    background: int,
-    temperature: float,
-    chunk: int = 1024,
-) -> torch.Tensor:
-    """Mean over queries ``q (N, D)`` (samples ``indices (N,)``) of −log(P(C ∩ B | q)/P(B | q) +
-    10⁻⁷), with B the ``background`` rows of ``bank (n, D)`` most similar to q and C the samples
-    sharing a cluster with the query's sample in any row of ``cluster_labels (H, n)``."""
-    own = cluster_labels[:, indices]
-    losses = []
-    for start in range(0, q.shape[0], chunk):
-        stop = start + chunk
-        similarity = (q[start:stop].float() @ bank.float().T) / temperature
-        values, neighbours = similarity.topk(background, dim=1)
-        close = (cluster_labels[:, neighbours] == own[:, start:stop, None]).any(dim=0)
-        log_background = torch.logsumexp(values, dim=1)
-        log_close = torch.logsumexp(values.masked_fill(~close, torch.finfo(values.dtype).min), dim=1)
-        ratio = log_close - log_background
-        losses.append(-torch.logaddexp(ratio, torch.full_like(ratio, math.log(RATIO_FLOOR))))
-    return torch.cat(losses).mean()
-
-
 class LocalAggregation(InstDisc):
     """Args: ``backbone``; ``background`` k (clipped to the bank); ``clusterings`` H;
     ``clusters`` per clustering (default: about one per 43 images, at least 2); ``cluster_every``
@@ -185,3 +157,8 @@ class LocalAggregation(InstDisc):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(LocalAggregation)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("local_aggregation", {"warmup_steps": 50}, lr=5e-4, summary="AdamW 5e-4 after 50 steps of instance discrimination"))

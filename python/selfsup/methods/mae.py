@@ -12,7 +12,7 @@ target"):
     L = (1 / (N·M)) Σ_i Σ_{k ∈ masked(i)} ‖ŷ_ik − t_ik‖² / (p²·3)
 
 with t_ik the pixels of patch k (standardised like
-:func:`~selfsup.methods.base.images_to_tensor`) or, with ``norm_pix_loss=True`` (the paper's
+:func:`~selfsup.models.inputs.images_to_tensor`) or, with ``norm_pix_loss=True`` (the paper's
 better-performing variant, our default), each patch normalised by its own statistics:
 
     t_ik = (x_ik − mean(x_ik)) / √(var(x_ik) + 10⁻⁶)    (var unbiased, as ``torch.var`` in MAE's code)
@@ -47,11 +47,14 @@ import torch
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD, Method, images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.models.inputs import images_to_tensor, CHANNEL_MEAN, CHANNEL_STD
+from selfsup.methods.base import Method
 from selfsup.methods.joint import view_side
 from selfsup.models.vit import LAYER_NORM_EPS, Block, ViT, check_transformer, init_like_mae, patchify, sincos_position_embedding, unpatchify
 from selfsup.ops._common import check_epoch, resolve_seed
 from selfsup.transforms import Compose, Normalize, RandomHorizontalFlip, RandomResizedCrop
+from selfsup.losses.masked_patch import masked_patch_loss
 
 NORM_PIX_EPS = 1e-6
 
@@ -91,13 +94,6 @@ def patch_targets(images: torch.Tensor, patch: int, norm_pix_loss: bool) -> torc
         return target
     mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
     return (target - mean) / (var + NORM_PIX_EPS).sqrt()
-
-
-def masked_patch_loss(prediction: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the masked patches ``masked (N, M)`` only, averaged over their
-    pixels: ``prediction``, ``target`` ``(N, L, P)``."""
-    index = masked.unsqueeze(-1).expand(-1, -1, target.shape[-1])
-    return (prediction.gather(1, index) - target.gather(1, index)).pow(2).mean()
 
 
 class MAEDecoder(nn.Module):
@@ -254,3 +250,8 @@ class MAE(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(MAE, aliases=("masked_autoencoder",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("mae", lr=5e-4, backbone="vit_tiny", summary="AdamW 5e-4 on the tiny ViT"))

@@ -8,8 +8,8 @@ A query encoder f_q (backbone + head) and a key encoder f_k, its momentum averag
 * **v1**: InfoNCE against a queue of the K most recent keys (eq. 1),
       ℓ = −log exp(q·k⁺/τ) / (exp(q·k⁺/τ) + Σ_{n ∈ queue} exp(q·n/τ)),
   then the batch's keys replace the oldest queue entries; a linear 128-d head, τ = 0.07,
-  m = 0.999, K = 65 536 (default here 4 096), the ``mocov1`` recipe (no blur).
-* **v2**: v1 with a 2-layer MLP head, τ = 0.2 and the ``mocov2`` recipe (blur).
+  m = 0.999, K = 65 536 (default here 4 096), the ``mocov1`` augmentation (no blur).
+* **v2**: v1 with a 2-layer MLP head, τ = 0.2 and the ``mocov2`` augmentation (blur).
 * **v3**: no queue; a predictor on the query branch, the other keys of the (global) batch as
   negatives, symmetrised: L = 2τ·[ctr(q₁, k₂) + ctr(q₂, k₁)] (the paper's code) with τ = 0.2,
   m from 0.99 following a cosine schedule to 1.
@@ -20,7 +20,7 @@ Under ``torch.distributed`` the keys of all ranks are gathered before they enter
 or serve as negatives (v3), so every rank holds the queue one process would.
 
 **Shuffling BatchNorm** (§3.3, v1/v2): with ``shuffle_bn`` (default for v1/v2) and more than one
-rank, the key encoder runs on a shuffle of the global batch (:mod:`selfsup.methods.batch_shuffle`),
+rank, the key encoder runs on a shuffle of the global batch (:mod:`selfsup.models.batch_shuffle`),
 so a query and its key never share BatchNorm statistics; with one process it does nothing. Its
 single-device equivalent from the official CIFAR-10 demo is ``bn_splits=S``: every BatchNorm of
 both encoders becomes a :class:`~selfsup.models.batchnorm.SplitBatchNorm` over S groups of the
@@ -37,8 +37,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.batch_shuffle import shuffled_encode
-from selfsup.methods.joint import JointEmbedding, check_positive, ema_update, gather_global, momentum_at, momentum_copy, ring_write
+from selfsup.run.recipe import Recipe
+from selfsup.models.batch_shuffle import shuffled_encode
+from selfsup.methods.joint import check_positive, JointEmbedding
+from selfsup.models.momentum import ema_update, momentum_at, momentum_copy
+from selfsup.models.gather import gather_global
+from selfsup.models.queues import ring_write
 from selfsup.models.batchnorm import split_batchnorm
 from selfsup.models.heads import ProjectionHead
 from selfsup.transforms import MultiView, Normalize, mocov1
@@ -60,7 +64,7 @@ class MoCo(JointEmbedding):
     """
 
     name: ClassVar[str] = "moco"
-    recipe_name: ClassVar[str] = "mocov2"
+    default_augmentation: ClassVar[str] = "mocov2"
     queue: torch.Tensor
     queue_pointer: torch.Tensor
     queue_filled: torch.Tensor
@@ -96,7 +100,7 @@ class MoCo(JointEmbedding):
         if version == 3 and bn_splits > 1:
             raise ValueError(f"bn_splits: only versions 1 and 2 split BatchNorm, got {bn_splits} for v3")
         if version == 1 and blur:
-            raise ValueError("blur: MoCo v1's recipe has no blur")
+            raise ValueError("blur: MoCo v1's augmentation has no blur")
         self.version = version
         self.temperature = float(tau)
         self.base_momentum = float(m)
@@ -116,10 +120,10 @@ class MoCo(JointEmbedding):
             self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
             self.register_buffer("key_batches", torch.zeros((), dtype=torch.long))
 
-    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+    def build_views(self, size: int, normalize: Normalize) -> MultiView:
         if self.version == 1:
             return mocov1(size, normalize=normalize)
-        return super().build_recipe(size, normalize)
+        return super().build_views(size, normalize)
 
     def shuffles_keys(self) -> bool:
         """Whether the key encoder runs on a shuffled batch: split BatchNorm, or Shuffling
@@ -177,3 +181,10 @@ class MoCo(JointEmbedding):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(MoCo, aliases=("mocov2",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("moco", {"queue_size": 1024}, optimizer="sgd", lr=0.3, summary="MoCo v2: SGD at 0.3, a queue of 1 024 keys"))
+    register(Recipe("moco", {"version": 1, "queue_size": 1024}, optimizer="sgd", lr=0.3, summary="MoCo v1 (version=1): SGD at 0.3, a queue of 1 024 keys"), name="mocov1")
+    register(Recipe("moco", {"version": 3}, summary="MoCo v3 (version=3): AdamW 1e-3, the stand-in of the joint methods, not swept"), name="mocov3")

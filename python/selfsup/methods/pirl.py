@@ -1,7 +1,7 @@
 """PIRL (Misra & van der Maaten 2019, "Self-Supervised Learning of Pretext-Invariant
 Representations", arXiv:1912.01991) with the jigsaw pretext.
 
-An image I (one view of the MoCo v2 recipe: random resized crop, colour jitter, grayscale, flip)
+An image I (one view of the MoCo v2 augmentation: random resized crop, colour jitter, grayscale, flip)
 and its jigsaw transform I^t (the native :func:`selfsup.ops.jigsaw`: a 3×3 grid of tiles at random
 offsets, shuffled by a permutation) go through the same backbone φ (§3.2–3.3):
 
@@ -25,7 +25,7 @@ and draws the same negatives, so the bank and the loss are those of one process.
 
 Scaled down: the paper cuts 64-px tiles from 85-px cells of a 255-px crop (the defaults here, as
 :class:`selfsup.methods.jigsaw.JigsawMethod`); 32-px digits take ``cell=10, patch=9``. Tiles are
-standardised like the images (:func:`selfsup.methods.base.images_to_tensor`), so the shared
+standardised like the images (:func:`selfsup.models.inputs.images_to_tensor`), so the shared
 backbone sees one input scale; I^t is cut from the source image, not from I.
 """
 
@@ -40,8 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.run.recipe import Recipe
 from selfsup.methods.banked import BankedEmbedding
-from selfsup.methods.base import images_to_tensor
+from selfsup.models.inputs import images_to_tensor
 from selfsup.pretext.jigsaw import Jigsaw
 from selfsup.transforms import MultiView, Normalize, mocov2
 
@@ -114,8 +115,8 @@ class PIRL(BankedEmbedding):
         self.tile_head = nn.Linear(self.feature_dim, embedding_dim)
         self.jigsaw_head = nn.Linear(self.tiles_per_image * embedding_dim, embedding_dim)
 
-    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
-        """I: the first view of the MoCo v2 recipe."""
+    def build_views(self, size: int, normalize: Normalize) -> MultiView:
+        """I: the first view of the MoCo v2 augmentation."""
         return MultiView(mocov2(size, normalize=normalize, blur=self.uses_blur(size)).views[:1])
 
     def group_views(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -152,3 +153,8 @@ class PIRL(BankedEmbedding):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(PIRL)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("pirl", {"cell": 10, "patch": 9, "negatives": 1024}, summary="AdamW 1e-3, 9-px tiles from 10-px cells, 1 024 negatives"))

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import Method, images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.methods.base import Method
+from selfsup.models.inputs import images_to_tensor
 from selfsup.pretext.relative import RelativePosition
 
 
@@ -68,3 +70,11 @@ class RelativePositionMethod(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(RelativePositionMethod, name="relative_position", aliases=("context_prediction",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe(
+        "relative_position", {"patch": 8, "gap": 2, "jitter": 1, "drop_colors": False, "hidden": 512}, optimizer="sgd", lr=0.05,
+        summary="RotNet's SGD at 0.05; 8-px patches with a 2-px gap and 1-px jitter",
+    ))

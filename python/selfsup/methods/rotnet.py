@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import Method, images_to_tensor
+from selfsup.run.recipe import Recipe
+from selfsup.methods.base import Method
+from selfsup.models.inputs import images_to_tensor
 from selfsup.pretext.rotation import Rotation
 
 
@@ -73,3 +75,8 @@ class RotNet(Method):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(RotNet, aliases=("rotation",))
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("rotnet", optimizer="sgd", lr=0.05, summary="SGD at 0.05 (Gidaris et al. use SGD 0.1 at batch 128); docs/recipes.md"))

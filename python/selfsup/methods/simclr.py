@@ -1,7 +1,7 @@
 """SimCLR (Chen, Kornblith, Norouzi & Hinton 2020, "A Simple Framework for Contrastive Learning of
 Visual Representations", arXiv:2002.05709; SimCLR v2: Chen et al. 2020, arXiv:2006.10029).
 
-Each image x_i is augmented twice (the native :func:`selfsup.transforms.simclr` recipe); the
+Each image x_i is augmented twice (the native :func:`selfsup.transforms.simclr` augmentation); the
 backbone f and a projection MLP g map the views to z = g(f(x̃)), and NT-Xent (eq. 1) pulls the two
 views of an image together against the other 2N − 2 views of the batch:
 
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.run.recipe import Recipe
 from selfsup.methods.joint import JointEmbedding, check_positive
 from selfsup.models.heads import ProjectionHead
 from selfsup.transforms import MultiView, Normalize, simclr
@@ -83,7 +84,7 @@ class SimCLR(JointEmbedding):
         self.color_strength = float(color_strength)
         self.head = ProjectionHead(self.feature_dim, hidden_dim or self.feature_dim, projection_dim, layers=head_layers)
 
-    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+    def build_views(self, size: int, normalize: Normalize) -> MultiView:
         return simclr(size, strength=self.color_strength / 0.5, normalize=normalize, blur=self.uses_blur(size), views=self.n_views)
 
     def project(self, views: torch.Tensor) -> torch.Tensor:
@@ -147,3 +148,8 @@ def positive_top1(z: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(SimCLR)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("simclr", optimizer="sgd", lr=0.3, summary="SGD at 0.3 with the fused NT-Xent (tau 0.5, the paper's small-batch value)"))

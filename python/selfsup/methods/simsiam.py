@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.joint import JointEmbedding, check_positive, mean_cosine
+from selfsup.run.recipe import Recipe
+from selfsup.methods.joint import check_positive, JointEmbedding
+from selfsup.losses.similarity import mean_cosine
 from selfsup.models.heads import ProjectionHead
 
 
@@ -26,7 +28,7 @@ class SimSiam(JointEmbedding):
     """Args: ``backbone``; ``projection_dim`` D; ``predictor_dim`` (D/4 by default)."""
 
     name: ClassVar[str] = "simsiam"
-    recipe_name: ClassVar[str] = "mocov2"
+    default_augmentation: ClassVar[str] = "mocov2"
 
     def __init__(
         self,
@@ -56,3 +58,8 @@ class SimSiam(JointEmbedding):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(SimSiam)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("simsiam", summary="AdamW 1e-3 (SGD 0.1 stayed below random init)"))

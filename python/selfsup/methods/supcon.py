@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
+from selfsup.run.recipe import Recipe
 from selfsup.methods.base import check_labels
 from selfsup.methods.simclr import SimCLR
 
@@ -108,3 +109,8 @@ class SupCon(SimCLR):
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(SupCon)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe("supcon", optimizer="sgd", lr=0.3, summary="SGD at 0.3, as SimCLR"))

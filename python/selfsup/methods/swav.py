@@ -16,7 +16,7 @@ prediction problem (eq. 1–2) predicts the code of one crop from every other cr
     L = (1/G) Σ_{s ∈ global} (1/(V − 1)) Σ_{t ≠ s} mean_batch ℓ(z_t, q_s)         (the paper's code)
 
 over the G = 2 global and L local crops (V = G + L; multi-crop, §3.2, from the native
-:func:`selfsup.transforms.swav` recipe: global scale (0.14, 1), local (0.05, 0.14), local side
+:func:`selfsup.transforms.swav` augmentation: global scale (0.14, 1), local (0.05, 0.14), local side
 S·96/224). Codes are computed on the global crops only. As in the paper's code the prototypes are
 ℓ2-normalised (in place, no gradient) before every forward, and their gradients are zeroed during
 the first ``freeze_prototypes_steps`` optimizer steps ("freeze the prototypes during the first
@@ -35,7 +35,7 @@ rows per rank instead: the same set of past embeddings). The loss is per sample.
 Defaults are the paper's (``main_swav.py``): K = 3000 prototypes, 128-d z, a 2-layer projection
 MLP with BatchNorm (hidden width: the backbone's feature size, 2048 for ResNet-50), 6 local crops,
 the prototypes frozen for 313 iterations (one ImageNet epoch at batch 4096; scale this to one epoch
-of your data), no queue. No Gaussian blur below 64 pixels (as the other recipes here).
+of your data), no queue. No Gaussian blur below 64 pixels (as the other augmentations here).
 """
 
 from __future__ import annotations
@@ -47,9 +47,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.joint import MultiCrop, check_positive, gather_global, ring_write
+from selfsup.run.recipe import Recipe
+from selfsup.methods.joint import check_positive, MultiCrop
+from selfsup.models.gather import gather_global
+from selfsup.models.queues import ring_write
 from selfsup.models.heads import ProjectionHead
 from selfsup.transforms import MultiView, Normalize, swav
+from selfsup.losses.sinkhorn import sinkhorn, swapped_prediction_loss
 
 GLOBAL_SCALE = (0.14, 1.0)
 LOCAL_SCALE = (0.05, 0.14)
@@ -135,7 +139,7 @@ class SwAV(MultiCrop):
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
-    def build_recipe(self, size: int, normalize: Normalize) -> MultiView:
+    def build_views(self, size: int, normalize: Normalize) -> MultiView:
         groups = [(size, self.global_crops, GLOBAL_SCALE)]
         if self.local_crops:
             groups.append((self.local_side(size), self.local_crops, LOCAL_SCALE))
@@ -194,62 +198,14 @@ class SwAV(MultiCrop):
         self.steps_done.fill_(step)
 
 
-@torch.no_grad()
-def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3, shared_rows: int = 0) -> torch.Tensor:
-    """Codes ``(B, K)`` for prototype scores ``(B, K)`` (B samples, K prototypes) by Sinkhorn-Knopp
-    (Caron et al. 2020, §3.1 and the code's ``distributed_sinkhorn``): Q = exp(S/ε)ᵀ ``(K, B)``
-    scaled to sum to 1, then ``iterations`` times: each row (prototype) to 1/K, each column
-    (sample) to 1/B; finally each column to 1, so a code is a distribution over prototypes. In
-    float64, with the global maximum subtracted first (a common factor the first scaling removes).
-
-    Under ``torch.distributed`` B counts every rank's samples and the per-prototype sums are
-    all-reduced; the first ``shared_rows`` rows (a queue every rank holds identically) are counted
-    once.
-
-    Raises:
-        ValueError: ε ≤ 0, ``iterations`` < 1, scores not 2-d, ``shared_rows`` outside [0, B].
-    """
-    from selfsup_kernels.distributed import all_reduce, world
-
-    if not epsilon > 0:
-        raise ValueError(f"epsilon: expected > 0, got {epsilon}")
-    if iterations < 1:
-        raise ValueError(f"iterations: expected at least 1, got {iterations}")
-    if scores.ndim != 2:
-        raise ValueError(f"scores: expected (B, K), got {tuple(scores.shape)}")
-    if not 0 <= shared_rows <= scores.shape[0]:
-        raise ValueError(f"shared_rows: expected 0 to {scores.shape[0]}, got {shared_rows}")
-    _, ranks = world()
-
-    def per_prototype(q: torch.Tensor) -> torch.Tensor:
-        return all_reduce(q[:, shared_rows:].sum(1, keepdim=True)) + q[:, :shared_rows].sum(1, keepdim=True)
-
-    logits = scores.double() / epsilon
-    q = torch.exp(logits - all_reduce(logits.max(), torch.distributed.ReduceOp.MAX)).T
-    prototypes = q.shape[0]
-    samples = shared_rows + ranks * (q.shape[1] - shared_rows)
-    q /= per_prototype(q).sum()
-    for _ in range(iterations):
-        q /= per_prototype(q) * prototypes
-        q /= q.sum(0, keepdim=True) * samples
-    return (q * samples).T.float()
-
-
-def swapped_prediction_loss(scores: torch.Tensor, codes: torch.Tensor, temperature: float) -> torch.Tensor:
-    """L for prototype ``scores (V, N, K)`` of every crop and ``codes (G, N, K)`` of the first G
-    crops: the mean over code crops s of the mean over the other crops t of the batch mean of
-    −Σ_k q_s^(k) log softmax(scores_t / τ)^(k)."""
-    views = scores.shape[0]
-    if views < 2 or codes.shape[0] > views or codes.shape[1:] != scores.shape[1:]:
-        raise ValueError(f"codes: expected (G ≤ V, N, K) codes for scores (V ≥ 2, N, K) {tuple(scores.shape)}, got {tuple(codes.shape)}")
-    log_p = F.log_softmax(scores.to(torch.promote_types(scores.dtype, torch.float32)) / temperature, dim=-1)
-    total = log_p.new_zeros(())
-    for s in range(codes.shape[0]):
-        others = [t for t in range(views) if t != s]
-        total = total - (codes[s] * log_p[others]).sum(-1).mean(-1).sum() / len(others)
-    return total / codes.shape[0]
-
-
 @hookimpl
 def selfsup_register_methods(register: Register) -> None:
     register(SwAV)
+
+
+@hookimpl
+def selfsup_register_recipes(register: Register) -> None:
+    register(Recipe(
+        "swav", {"prototypes": 300, "queue_size": 512, "queue_start_step": 20, "freeze_prototypes_steps": 20, "epsilon": 0.01},
+        optimizer="lars", lr=0.6, summary="LARS at 0.6 (solo-learn's CIFAR rate), epsilon 0.01 (0.05 collapses on small batches)",
+    ))

@@ -9,13 +9,17 @@ from PIL import Image, ImageDraw
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
 
-def accuracy_plot(series: dict[str, dict[str, float]], path: Path, title: str = "held-out linear probe") -> Path:
-    """``series[name][shot] = accuracy`` for shots like "1", "5", "10", "all" (evenly spaced)."""
+def accuracy_plot(
+    series: dict[str, dict[str, float]], path: Path, title: str = "held-out linear probe", errors: dict[str, dict[str, float]] | None = None,
+) -> Path:
+    """``series[name][shot] = accuracy`` for shots like "1", "5", "10", "all" (evenly spaced), with
+    ``errors[name][shot]`` (the std over seeds) drawn as ± bars where given."""
     width, height, left, right, top, bottom = 640, 420, 60, 170, 40, 50
     image = Image.new("RGB", (width, height), "white")
     pen = ImageDraw.Draw(image)
     shots = list(next(iter(series.values())).keys())
-    values = [v for s in series.values() for v in s.values()]
+    spread = errors or {}
+    values = [v + sign * spread.get(n, {}).get(k, 0.0) for n, s in series.items() for k, v in s.items() for sign in (-1, 1)]
     lo = max(0.0, min(values) - 0.05)
     hi = min(1.0, max(values) + 0.02)
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -35,13 +39,21 @@ def accuracy_plot(series: dict[str, dict[str, float]], path: Path, title: str = 
         x, _ = xy(i, lo)
         pen.text((x - 8, top + plot_h + 8), shot, fill="black")
     pen.text((left + plot_w // 2 - 50, height - 22), "labels per class", fill="black")
+    pen.text((8, top - 16), "held-out accuracy", fill="black")
     pen.text((left, 12), title, fill="black")
     for n, (name, points) in enumerate(series.items()):
         colour = COLOURS[n % len(COLOURS)]
         coords = [xy(i, points[s]) for i, s in enumerate(shots)]
         pen.line(coords, fill=colour, width=3)
-        for x, y in coords:
+        for (x, y), shot in zip(coords, shots):
             pen.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
+            std = spread.get(name, {}).get(shot, 0.0)
+            if std > 0:
+                _, y_lo = xy(0, points[shot] - std)
+                _, y_hi = xy(0, points[shot] + std)
+                pen.line([x, y_lo, x, y_hi], fill=colour, width=1)
+                pen.line([x - 5, y_lo, x + 5, y_lo], fill=colour, width=1)
+                pen.line([x - 5, y_hi, x + 5, y_hi], fill=colour, width=1)
         pen.line([width - right + 15, top + 20 * n + 8, width - right + 40, top + 20 * n + 8], fill=colour, width=3)
         pen.text((width - right + 45, top + 20 * n + 2), name, fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from selfsup.methods.base import Method
 from selfsup.viz.canvas import render
+
+if TYPE_CHECKING:
+    from selfsup.methods.base import Method
 
 
 def show_predictions(method: Method, images: npt.NDArray[np.uint8], out: Path, seed: int = 0) -> Path:

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from selfsup.methods.base import CHANNEL_MEAN, CHANNEL_STD
+from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD
 
 
 def to_image(tensor: torch.Tensor) -> npt.NDArray[np.uint8]:

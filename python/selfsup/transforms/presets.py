@@ -1,4 +1,4 @@
-"""Augmentation recipes of joint-embedding methods, as :class:`MultiView` pipelines: one view
+"""Augmentation augmentations of joint-embedding methods, as :class:`MultiView` pipelines: one view
 (InstDisc), two views (SimCLR, BYOL, MoCo v1 and v2) or multi-crop (DINO, SwAV: global and local
 views of different sizes)."""
 

@@ -13,6 +13,7 @@ ends with the same weights as one that was never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -32,10 +33,11 @@ from selfsup.data.pipeline import ArraySource, BatchPipeline, Source, TrainBatch
 from selfsup.data.sampler import StepBatchSampler
 from selfsup.methods.base import Method, check_labels
 from selfsup.models.batchnorm import sync_batchnorm
-from selfsup.train.checkpoint import load_checkpoint, save_checkpoint
-from selfsup.train.distributed import init_from_env
-from selfsup.train.optim import build_optimizer
-from selfsup.train.schedules import warmup_cosine
+from selfsup.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from selfsup.training.distributed import init_from_env
+from selfsup.training.optim import build_optimizer
+from selfsup.training.progress import Progress, duration
+from selfsup.training.schedules import warmup_cosine
 
 
 @dataclass
@@ -63,6 +65,9 @@ class TrainConfig:
     prefetch thread). Both give the same bytes."""
     prefetch: int = 2
     """Batches built ahead of the step (per worker with workers)."""
+    loggers: tuple[str, ...] = ()
+    """Loggers besides ``metrics.jsonl``: ``tensorboard`` writes the same rows as TensorBoard
+    scalars under ``tensorboard/`` (needs the ``tensorboard`` package)."""
     sync_bn: bool = False
     """Under ``torch.distributed``: BatchNorm statistics over the global batch instead of each
     rank's share (:func:`selfsup.models.batchnorm.sync_batchnorm`: torch's SyncBatchNorm on CUDA,
@@ -82,6 +87,11 @@ class TrainConfig:
             raise ValueError(f"workers: expected an int >= 0, got {self.workers!r}")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps: expected 0 to {self.steps}, got {self.warmup_steps}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay: expected >= 0, got {self.weight_decay}")
+        unknown = sorted(set(self.loggers) - {"jsonl", "tensorboard"})
+        if unknown:
+            raise ValueError(f"loggers: expected some of jsonl, tensorboard, got {unknown}")
 
 
 RUN_DEFINING: tuple[str, ...] = ("steps", "batch_size", "lr", "weight_decay", "optimizer", "schedule", "warmup_steps", "accumulate", "amp", "seed")
@@ -204,7 +214,7 @@ class Trainer:
 
         Raises:
             ValueError: another method wrote the checkpoint; changed settings without
-                ``allow_changes``; and see :func:`~selfsup.train.checkpoint.load_checkpoint`.
+                ``allow_changes``; and see :func:`~selfsup.training.checkpoint.load_checkpoint`.
         """
         path = Path(path) if path is not None else self.checkpoint_path
         if path == self.checkpoint_path and not path.exists():
@@ -254,16 +264,27 @@ class Trainer:
         start = time.perf_counter()
         metrics_name = "metrics.jsonl" if self.rank == 0 else f"metrics.rank{self.rank}.jsonl"
         self._tidy_run_folder(self.out_dir / metrics_name)
+        if self.rank == 0 and "run" in self.metadata:
+            from selfsup.run.config import dumps_toml
+
+            atomic_write_text(self.out_dir / "config.toml", dumps_toml(self.metadata["run"]))
+        progress = Progress(self.method.name, c.steps, start=self.step) if c.progress and self.rank == 0 else None
+        first_step = self.step
         batches = iter(self.loader())
         try:
-            self._run(batches, metrics_name, log, start)
+            self._run(batches, metrics_name, log, start, progress)
         finally:
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
             del batches
-        if c.progress and self.rank == 0:
-            print(file=sys.stderr)
+        if progress is not None:
+            elapsed = time.perf_counter() - start
+            final = f", final loss {log[-1]['loss']:.4f}" if log else ""
+            progress.close(
+                f"{self.method.name}: steps {first_step + 1}-{self.step} of {c.steps} in {duration(elapsed)}{final}; "
+                f"checkpoint {self.checkpoint_path}"
+            )
         if self.skipped and self.rank == 0:
             listed = "; ".join(f"{path}: {reason}" for path, reason in list(self.skipped.items())[:5])
             more = f" (and {len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
@@ -289,12 +310,25 @@ class Trainer:
                 kept.append(line + "\n")
         metrics.write_text("".join(kept))
 
-    def _run(self, batches: Iterator[TrainBatch], metrics_name: str, log: list[dict[str, float]], start: float) -> None:
+    def _tensorboard(self) -> Any:
+        """A TensorBoard writer under ``tensorboard/`` (rank 0), dropping events after the current
+        step that a killed run wrote, so a resumed run has each step once; None when not asked for."""
+        if "tensorboard" not in self.config.loggers or self.rank != 0:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError('loggers: tensorboard needs the tensorboard package: pip install "selfsup[tensorboard]"') from None
+        return SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step + 1 if self.step else None)
+
+    def _run(
+        self, batches: Iterator[TrainBatch], metrics_name: str, log: list[dict[str, float]], start: float, progress: Progress | None
+    ) -> None:
         c = self.config
         device = torch.device(c.device)
         dtype = torch.float16 if c.amp == "fp16" else torch.bfloat16
         seen = 0
-        with open(self.out_dir / metrics_name, "a") as metrics_file:
+        with open(self.out_dir / metrics_name, "a") as metrics_file, closing_writer(self._tensorboard()) as board:
             while self.step < c.steps:
                 totals: dict[str, float] = {}
                 for _ in range(c.accumulate):
@@ -323,23 +357,30 @@ class Trainer:
                     self.scheduler.step()
                 self.step += 1
                 self.method.on_step_end(self.step, c.steps)
+                rate = seen / max(time.perf_counter() - start, 1e-9)
                 if self.step % c.log_every == 0 or self.step == c.steps:
-                    elapsed = time.perf_counter() - start
-                    record = {
-                        "step": self.step, "epoch": item.epoch, "lr": lr, **totals,
-                        "images_per_s": seen / max(elapsed, 1e-9), "skipped": len(self.skipped),
-                    }
+                    record = {"step": self.step, "epoch": item.epoch, "lr": lr, **totals, "images_per_s": rate, "skipped": len(self.skipped)}
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                     log.append(record)
-                    if c.progress and self.rank == 0:
-                        bar = "#" * int(20 * self.step / c.steps)
-                        print(
-                            f"\r{self.method.name} [{bar:<20}] {self.step}/{c.steps} loss {totals['loss']:.4f} "
-                            f"{record['images_per_s']:.0f} img/s", end="", file=sys.stderr, flush=True,
-                        )
+                    if board is not None:
+                        for key, value in record.items():
+                            if key != "step":
+                                board.add_scalar(key, value, self.step)
+                if progress is not None:
+                    progress.update(self.step, totals["loss"], rate)
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
                     self.save()
+
+
+@contextlib.contextmanager
+def closing_writer(writer: Any) -> Iterator[Any]:
+    """``writer`` (or None), closed on the way out."""
+    try:
+        yield writer
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def steps_for(epochs: float, dataset_size: int, batch_size: int) -> int:

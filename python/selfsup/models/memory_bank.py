@@ -61,7 +61,7 @@ class MemoryBank(nn.Module):
     def update(self, indices: torch.Tensor, features: torch.Tensor, momentum: float = 0.0) -> None:
         """Moves the rows of ``indices (B,)`` toward ``features (B, dim)``; under DDP all ranks'
         rows are gathered first (in global-batch order), so the bank stays identical everywhere."""
-        from selfsup.methods.joint import gather_global
+        from selfsup.models.gather import gather_global
 
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum: expected a value in [0, 1), got {momentum}")
@@ -76,18 +76,3 @@ class MemoryBank(nn.Module):
         self.bank[indices] = new.to(self.bank.dtype)
 
 
-def bank_info_nce(
-    anchors: torch.Tensor, bank: MemoryBank, indices: torch.Tensor, negatives: int, step: int, temperature: float, seed: int = 0
-) -> torch.Tensor:
-    """InfoNCE of ``anchors (N, D)`` against a memory bank: the positive of anchor ``i`` is the bank
-    row of its own sample ``indices[i]``, the negatives are ``negatives`` rows drawn by
-    :meth:`MemoryBank.sample` from ``(seed, step)`` and shared by all anchors,
-
-        ℓ_i = −log  exp(a_i·v_{idx_i}/τ) / ( exp(a_i·v_{idx_i}/τ) + Σ_{j ∈ S} exp(a_i·v_j/τ) ),
-
-    averaged over the anchors (ℓ2-normalised first) through :func:`selfsup_kernels.info_nce`. Bank
-    rows carry no gradient; as in the papers' code a drawn row may be the positive's own."""
-    from selfsup_kernels import info_nce
-
-    drawn = bank.bank[bank.sample(negatives, step, seed)]
-    return info_nce(anchors, bank.rows(indices).to(anchors.dtype), drawn.to(anchors.dtype), temperature, batch_negatives=False)

@@ -1,7 +1,7 @@
 """Backbones that see the lightness channel only (colorization): the L of CIE Lab as a network input.
 
 A colorization backbone is built with ``in_channels=1`` and fed ``(L / 100 − 0.5) / 0.25``, the
-scale :func:`selfsup.methods.base.images_to_tensor` gives to pixels, so the same optimiser settings
+scale :func:`selfsup.models.inputs.images_to_tensor` gives to pixels, so the same optimiser settings
 suit it. Feature extraction for probing (:func:`selfsup.eval.protocol.extract_features`) feeds such
 a backbone the L of the RGB images too: it is probed on what it was trained to see.
 """

@@ -34,14 +34,29 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Loads a checkpoint as data only (``torch.load(weights_only=True)``): tensors, containers and
-    plain values. Checkpoints come from users; unpickling anything else can run code that the
-    file carries, so such a file is refused, never executed.
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Writes ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_state_file(path: str | Path) -> dict[str, Any]:
+    """Loads a file written by :func:`save_checkpoint` as data only (see :func:`load_checkpoint`).
 
     Raises:
-        FileNotFoundError: no file at ``path``. ValueError: a file that is not a checkpoint, or one
-            that holds objects beyond tensors and plain values (names what it holds).
+        FileNotFoundError: no file at ``path``. ValueError: not such a file, or one that would
+            need unpickling (names what it needs).
     """
     path = Path(path)
     if not path.is_file():
@@ -57,6 +72,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     except Exception as error:
         raise ValueError(f"checkpoint: {path} is not a readable checkpoint ({error})") from error
-    if not isinstance(state, dict) or "model" not in state:
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint: {path} holds a {type(state).__name__}, not a dict of state")
+    return state
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Loads a checkpoint as data only (``torch.load(weights_only=True)``): tensors, containers and
+    plain values. Checkpoints come from users; unpickling anything else can run code that the
+    file carries, so such a file is refused, never executed.
+
+    Raises:
+        FileNotFoundError: no file at ``path``. ValueError: a file that is not a checkpoint, or one
+            that holds objects beyond tensors and plain values (names what it holds).
+    """
+    state = load_state_file(path)
+    if "model" not in state:
         raise ValueError(f"checkpoint: {path} has no model state")
     return state

@@ -1,10 +1,10 @@
 """``selfsup compare --seeds``: the comparison once per pretraining seed, and each row's gain
 over random init across the seeds.
 
-A pretraining run's gain over its random init (:func:`selfsup.eval.compare.paired_delta`) moves by
+A pretraining run's gain over its random init (:func:`selfsup.experiments.compare.paired_delta`) moves by
 a few hundredths with the seed — the initial weights, the data order, every augmentation draw —
 which is more than the probe's label-seed spread at small budgets. Each seed S runs
-:func:`selfsup.eval.compare.compare` with ``seed=S`` into ``out/seed-S`` (the random-init rows are
+:func:`selfsup.experiments.compare.compare` with ``seed=S`` into ``out/seed-S`` (the random-init rows are
 rebuilt from the same seed, so every row stays paired with its own initial weights); the summary
 gives, per row, the gain at each seed (mean over label seeds), their mean and std across
 pretraining seeds, and at how many seeds the gain was positive.
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from selfsup.eval.compare import CompareConfig, compare, paired_differences, row_baseline
+from selfsup.experiments.compare import CompareConfig, compare, paired_differences, row_baseline
 from selfsup.eval.protocol import shot_name
 
 

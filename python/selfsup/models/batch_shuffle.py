@@ -9,7 +9,7 @@ key come from another subset of samples than those of its query:
 
 π is a permutation of the global batch of B = W·n samples drawn from a generator seeded by
 ``seed``, identical on every rank (the paper's code draws it on rank 0 and broadcasts it). Rank r
-encodes the shuffled rows r, r + W, … (the trainer's sharding, :func:`selfsup.train.distributed.shard`).
+encodes the shuffled rows r, r + W, … (the trainer's sharding, :func:`selfsup.training.distributed.shard`).
 In one process (W = 1) the shuffle is within the batch: what matters with
 :class:`selfsup.models.batchnorm.SplitBatchNorm`, whose groups then stand for the devices. Under
 ``torch.distributed`` all ranks' inputs and all keys are gathered (no gradient); the encoder
@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from selfsup.methods.joint import gather_global
+from selfsup.models.gather import gather_global
 
 
 def shuffle_permutation(count: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:

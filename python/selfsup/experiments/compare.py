@@ -13,14 +13,16 @@ own architecture, paired by label seed (:func:`paired_delta`). With ``validation
 test split is N images held out of the training split instead of the held-out split, for choosing
 recipes (EVALUATION.md: no choice may see the held-out split). Pretraining wall time, images/s
 and peak memory are recorded per method; the peak is what pretraining added to the process
-(:class:`selfsup.train.memory.PeakMemory`: on CPU the resident-memory high-water mark above the
+(:class:`selfsup.training.memory.PeakMemory`: on CPU the resident-memory high-water mark above the
 resident memory before ``fit``, so it includes the data path and every buffer, not only tensors; on
 CUDA the peak of torch's allocations). What a process builds once (the first optimizer's imports,
 thread pools) would count toward the first method trained: the largest part, about 150 MiB of
 imports, is loaded before any method starts.
 
-A row is a recipe: its name is the registered method's unless :attr:`Recipe.method` names another,
-so one method can appear in several configurations (``moco`` and ``mocov1``).
+A row is a registered recipe (:class:`selfsup.run.recipe.Recipe`): its name is a method's (its
+default recipe) or a named variant's, so one method can appear in several configurations
+(``moco`` and ``mocov1``). The budget — steps, batch size, warm-up — is the comparison's and the
+same for every row; options, backbone, optimizer, learning rate and weight decay are the recipe's.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,115 +40,23 @@ import numpy.typing as npt
 import torch
 
 from selfsup import plugins
-from selfsup.data import Splits, load_digits, load_photo_patches, validation_splits
+from selfsup.data import validation_splits
+from selfsup.data.labelled import HELD_OUT_SETS
 from selfsup.eval.protocol import extract_features, probe_table, shot_name
-from selfsup.train import TrainConfig, Trainer
-from selfsup.train.memory import PeakMemory
-from selfsup.train.optim import build_optimizer
+from selfsup.run.build import method_and_recipe
+from selfsup.run.recipe import Recipe
+from selfsup.training import TrainConfig, Trainer
+from selfsup.training.memory import PeakMemory
+from selfsup.training.optim import build_optimizer
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How one method trains on 32-px digits: its options (the paper's, scaled to 32 px where
-    stated in the method), optimizer, peak learning rate, and the registered backbone it needs
-    (with its options; ``small_resnet`` takes the comparison's width and input channels)."""
+PRETEXT_ROWS: tuple[str, ...] = (
+    "rotnet", "jigsaw", "relative_position", "autoencoder", "denoising_autoencoder", "vae", "bigan", "colorization", "inpainting", "corruption",
+)
+"""The pretext methods compared by default, in table order. Every row trains with its registered
+recipe (:mod:`selfsup.run.recipe`; the evidence behind each is in docs/recipes.md)."""
 
-    options: dict[str, Any] = field(default_factory=dict)
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    backbone: str = "small_resnet"
-    backbone_options: dict[str, Any] = field(default_factory=dict)
-    method: str | None = None
-    """The registered method this row trains, when the row's name is not that method's."""
-    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Options that replace entries of ``options`` on one dataset (a key of :data:`DATASETS`),
-    for a method whose best setting differs between the sets, chosen on that set's validation split."""
-
-    def on(self, dataset: str) -> Recipe:
-        """This recipe with ``dataset``'s entries of :attr:`dataset_options` applied."""
-        return replace(self, options={**self.options, **self.dataset_options.get(dataset, {})}, dataset_options={})
-
-
-RECIPES: dict[str, Recipe] = {
-    "rotnet": Recipe(optimizer="sgd", lr=0.05),
-    "jigsaw": Recipe({"cell": 10, "patch": 8, "permutations": 100, "hidden": 512}),
-    "relative_position": Recipe({"patch": 8, "gap": 2, "jitter": 1, "drop_colors": False, "hidden": 512}, optimizer="sgd", lr=0.05),
-    "autoencoder": Recipe(),
-    "denoising_autoencoder": Recipe(),
-    "vae": Recipe(),
-    "bigan": Recipe(lr=2e-4),
-    "colorization": Recipe(),
-    "inpainting": Recipe(),
-    "corruption": Recipe(dataset_options={"digits": {"mask_weight": 100.0}}),
-}
-"""The pretext methods compared by default, in table order. Chosen on the validation split over
-pretraining seeds 0–2 (docs/pretext_tasks.md): relative position trains with RotNet's SGD at 0.05;
-jigsaw cuts 8-px tiles from 10-px cells (near the paper's 64/85); spotting artifacts weights its
-*where* term 100× on the digits (``mask_weight``): with the paper-like equal weights its *what*
-head pulls the features below random init there at every seed (clean digits all read "none"),
-while on the photo patches equal weights did best."""
-
-JOINT_RECIPES: dict[str, Recipe] = {
-    "simclr": Recipe(optimizer="sgd", lr=0.3),
-    "moco": Recipe({"queue_size": 1024}, optimizer="sgd", lr=0.3),
-    "mocov1": Recipe({"version": 1, "queue_size": 1024}, optimizer="sgd", lr=0.3, method="moco"),
-    "nnclr": Recipe({"support_size": 1024}),
-    "byol": Recipe({"base_momentum": 0.9, "hidden_dim": 4096, "view_recipe": "mocov2"}, optimizer="lars", lr=3.0),
-    "simsiam": Recipe(),
-    "barlow_twins": Recipe(),
-    "vicreg": Recipe(),
-    "dino": Recipe(),
-    "instdisc": Recipe(lr=5e-4),
-    "local_aggregation": Recipe({"warmup_steps": 50}, lr=5e-4),
-    "cpc": Recipe({"grid": 7, "patch": 8, "stride": 4, "offsets": 3, "context_layers": 2}),
-    "dim": Recipe({"score_dim": 256}),
-    "swav": Recipe(
-        {"prototypes": 300, "queue_size": 512, "queue_start_step": 20, "freeze_prototypes_steps": 20, "epsilon": 0.01}, optimizer="lars", lr=0.6
-    ),
-    "supcon": Recipe(optimizer="sgd", lr=0.3),
-    "cmc": Recipe({"views": ("L", "gradient"), "negatives": 1024}, optimizer="sgd", lr=0.03),
-    "cmc_lab": Recipe({"negatives": 1024}, optimizer="sgd", lr=0.03, method="cmc"),
-    "pirl": Recipe({"cell": 10, "patch": 9, "negatives": 1024}),
-}
-"""Joint-embedding methods (``--methods`` names them): SGD at the demo's rate for the contrastive
-ones, AdamW as their papers' LARS/AdamW stand-in for the others; queues smaller than the dataset.
-SimSiam and NNCLR use AdamW at 10⁻³ too: with their papers' SGD (0.1) and LARS stand-in (SGD 0.3)
-they stayed below random init at 100 steps of 64 digits (−0.025, −0.077), with AdamW they beat it.
-BYOL uses its paper's LARS and 4 096 hidden units, at a peak rate of 3.0 and target momentum
-τ_base = 0.9, with MoCo v2's symmetric views instead of its own asymmetric pair (crops of at least
-20 % of the area, not 8 %, and no solarized view, which turns a digit's strokes dark): the best of
-a sweep on the validation split over three pretraining seeds (+0.062; with its own views +0.039;
-SGD, AdamW, LARS 0.3 and 1.0, τ_base 0 to 0.99 and narrower heads −0.11 to +0.01;
-docs/joint_methods.md). SwAV uses LARS at 0.6
-(solo-learn's CIFAR rate) and ε = 0.01: with the paper's ε = 0.05 the codes of a batch of 64
-nearly identical initial embeddings are close to uniform and the embeddings collapse (the loss
-sits at log K). InstDisc and Local Aggregation (after 50 warm-up steps of instance
-discrimination) use AdamW at 5·10⁻⁴: on the validation split over three pretraining seeds,
-InstDisc +0.065 against +0.042 with its paper's SGD 0.03, and Local Aggregation +0.059 against
-+0.019 at 10⁻³ (4·10⁻⁴ to 7·10⁻⁴ all within 0.013 of it; the temperature, warm-up length, number
-of clusterings and background size moved it less than the seed spread). Both keep a memory bank
-of the whole training split. ``mocov1`` is MoCo with ``version=1``. CPC (a 7×7 grid
-of 8-px patches at stride 4) and Deep InfoMax use AdamW at 10⁻³, five and ten times their papers'
-Adam rates, for this short budget. SwAV freezes its prototypes and starts its queue after one epoch (20 steps of 64
-digits); SupCon trains on the digits' labels (an upper reference, not a self-supervised method). The
-memory-bank methods CMC and PIRL draw 1 024 negatives: CMC with its code's SGD rate 0.03, contrasting L
-with its gradient magnitude (the grey digits carry no ab; the row ``cmc_lab`` is the paper's L/ab pair, for colour
-sets); PIRL with AdamW (SGD at 0.03 or 0.3 probed
-worse), 10-px cells and 9-px tiles (the jigsaw row's 8-px tiles did no better for PIRL on the
-validation split over seeds 0–2: +0.034 ± 0.055 against +0.038 ± 0.016)."""
-
-MASKED_IMAGE_RECIPES: dict[str, Recipe] = {
-    "mae": Recipe(lr=5e-4, backbone="vit_tiny"),
-}
-"""Masked image modelling (``--methods`` names them), on the ViT its encoder needs: AdamW (MAE's
-optimizer) at a peak rate of 5·10⁻⁴ (the paper's 1.5·10⁻⁴·batch/256 is tuned for 800 epochs; at 100
-steps of 64, 1.5·10⁻³ probed level with random init and 3·10⁻³, mean-pooled patch tokens, mask
-ratio 0.5 and unnormalised pixel targets worse; 10⁻⁴ to 5·10⁻⁴ all gave about +0.02)."""
-
-DATASETS: dict[str, tuple[str, Callable[[], Splits]]] = {
-    "digits": ("sklearn digits 32x32", load_digits),
-    "photo_patches": ("scikit-image photo patches 32x32, 7 photos", load_photo_patches),
-}
+DATASETS = HELD_OUT_SETS
 """Labelled sets with a fixed held-out split: pretraining sees the training images only."""
 
 RANDOM_INIT = "random init"
@@ -165,7 +75,6 @@ class CompareConfig:
     """A key of :data:`DATASETS`."""
     shots: tuple[int | None, ...] = (10, None)
     label_seeds: tuple[int, ...] = (0, 1, 2)
-    weight_decay: float = 1e-4
     warmup_steps: int = 5
     validation: int = 0
     """0: probe on the held-out test split (what a report shows). N > 0: hold N seeded training
@@ -189,17 +98,14 @@ class CompareConfig:
 
 
 def recipe_for(name: str) -> Recipe:
-    """The recipe of ``name`` in :data:`RECIPES`, :data:`JOINT_RECIPES` or
-    :data:`MASKED_IMAGE_RECIPES`; the default :class:`Recipe` otherwise."""
-    for recipes in (RECIPES, JOINT_RECIPES, MASKED_IMAGE_RECIPES):
-        if name in recipes:
-            return recipes[name]
-    return Recipe()
+    """The registered recipe of row ``name``: a recipe of that name, or the default recipe of the
+    method of that name (:func:`selfsup.run.build.method_and_recipe`)."""
+    return method_and_recipe(name)[1]
 
 
 def method_of(row: str) -> str:
     """The registered method name a row trains."""
-    return recipe_for(row).method or row
+    return recipe_for(row).method
 
 
 def load_lazy_imports() -> None:
@@ -239,10 +145,17 @@ def baseline_name(backbone: str = "small_resnet", in_channels: int = 3, options:
 
 
 def compare(
-    out_dir: str | Path, methods: Sequence[str] | None = None, config: CompareConfig | None = None, progress: bool = True,
+    out_dir: str | Path,
+    methods: Sequence[str] | None = None,
+    config: CompareConfig | None = None,
+    progress: bool = True,
+    recipes: Mapping[str, Recipe] | None = None,
 ) -> dict[str, Any]:
     """Pretrains and probes ``methods`` (default: every name of :data:`RECIPES` that is registered),
     writes ``compare.json``, ``compare.md`` and one run folder per method under ``out_dir``.
+
+    ``recipes`` gives rows that are not registered recipes (candidate settings while choosing a
+    recipe); every other row is the registered recipe of its name.
 
     Returns the report: ``{"config", "machine", "dataset", "results": {row: {"linear": {shot:
     {"mean", "std", "runs"}}, "knn_all", "pretraining"?}}}``.
@@ -254,10 +167,12 @@ def compare(
     config = config or CompareConfig()
     config.validate()
     registry = plugins.registry()
-    names = list(methods) if methods is not None else [m for m in RECIPES if m in registry.entries["methods"]]
+    names = list(methods) if methods is not None else [m for m in PRETEXT_ROWS if m in registry.entries["methods"]]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"methods: expected distinct method names, got {names}")
-    classes = {name: registry.get("methods", method_of(name)) for name in names}
+    given = dict(recipes or {})
+    chosen = {name: given[name] if name in given else recipe_for(name) for name in names}
+    classes = {name: registry.get("methods", chosen[name].method) for name in names}
     out = Path(out_dir)
     description, load = DATASETS[config.dataset]
     data = load()
@@ -280,26 +195,26 @@ def compare(
         test = extract_features(backbone, data.test.images)
         return probe_table(train, data.train.labels, test, data.test.labels, shots=config.shots, seeds=config.label_seeds)
 
-    recipes = {name: recipe_for(name).on(config.dataset) for name in names}
+    rows = {name: chosen[name].on(config.dataset) for name in names}
     channels = {name: int(getattr(classes[name], "in_channels", 3)) for name in names}
-    baselines = {name: baseline_name(recipes[name].backbone, channels[name], recipes[name].backbone_options) for name in names}
+    baselines = {name: baseline_name(rows[name].backbone, channels[name], dict(rows[name].backbone_options)) for name in names}
     report["results"][RANDOM_INIT] = evaluate(make_backbone(config))
     for name in names:
-        recipe = recipes[name]
+        recipe = rows[name]
         if baselines[name] not in report["results"]:
-            report["results"][baselines[name]] = evaluate(make_backbone(config, channels[name], recipe.backbone, recipe.backbone_options))
+            report["results"][baselines[name]] = evaluate(make_backbone(config, channels[name], recipe.backbone, dict(recipe.backbone_options)))
     load_lazy_imports()
     for name in names:
-        recipe, cls, in_channels = recipes[name], classes[name], channels[name]
-        method = cls(make_backbone(config, in_channels, recipe.backbone, recipe.backbone_options), **recipe.options)
+        recipe, cls, in_channels = rows[name], classes[name], channels[name]
+        method = cls(make_backbone(config, in_channels, recipe.backbone, dict(recipe.backbone_options)), **recipe.options)
         train_config = TrainConfig(
-            steps=config.steps, batch_size=config.batch_size, lr=recipe.lr, weight_decay=config.weight_decay,
+            steps=config.steps, batch_size=config.batch_size, lr=recipe.lr, weight_decay=recipe.weight_decay,
             optimizer=recipe.optimizer, warmup_steps=config.warmup_steps, seed=config.seed, log_every=max(1, config.steps // 10),
             checkpoint_every=config.steps, progress=progress,
         )
         metadata = {
-            "backbone": {"name": recipe.backbone, "options": backbone_options(config, recipe.backbone, recipe.backbone_options, in_channels)},
-            "method_options": recipe.options, "data": config.dataset,
+            "backbone": {"name": recipe.backbone, "options": backbone_options(config, recipe.backbone, dict(recipe.backbone_options), in_channels)},
+            "method_options": dict(recipe.options), "data": config.dataset,
         }
         start = time.perf_counter()
         with PeakMemory(train_config.device) as peak:
@@ -308,8 +223,8 @@ def compare(
         table = evaluate(method.backbone)
         table["pretraining"] = {
             "seconds": seconds, "steps": config.steps, "in_channels": in_channels, "batch_size": config.batch_size, "images_per_s": log[-1]["images_per_s"],
-            "first": log[0], "final": log[-1], "optimizer": recipe.optimizer, "lr": recipe.lr, "options": recipe.options,
-            "method": method_of(name), "peak_memory_mb": peak.bytes / 2**20, "peak_memory_source": peak.source,
+            "first": log[0], "final": log[-1], "optimizer": recipe.optimizer, "lr": recipe.lr, "options": dict(recipe.options),
+            "method": recipe.method, "peak_memory_mb": peak.bytes / 2**20, "peak_memory_source": peak.source,
             "backbone": recipe.backbone, "baseline": baselines[name],
         }
         report["results"][name] = table

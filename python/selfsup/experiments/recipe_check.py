@@ -1,0 +1,90 @@
+"""Does a recipe hold beyond one data set? Each row pretrains at its recipe on every embedded
+labelled set (:data:`~selfsup.data.labelled.HELD_OUT_SETS`: grey digits, photograph patches,
+generated shapes) and is probed on that set's *validation* split (training images held out of
+pretraining, never the held-out test split), paired with the random init of its architecture.
+
+``python -m selfsup.experiments.recipe_check --out runs/recipes`` checks the registered recipes of
+:data:`ROWS` and the candidate settings of :data:`CANDIDATES` and writes ``recipes.md`` (the gain
+per data set) and one ``compare`` report per data set. docs/recipes.md has the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from selfsup.data.labelled import HELD_OUT_SETS
+from selfsup.experiments.compare import CompareConfig, compare, paired_differences, row_baseline
+from selfsup.run.recipe import Recipe
+
+ROWS: tuple[str, ...] = ("rotnet", "simclr", "byol", "barlow_twins")
+"""Registered recipes checked by default."""
+
+CANDIDATES: dict[str, Recipe] = {
+    "simclr@adamw2e-3,t0.2": Recipe("simclr", {"temperature": 0.2}, lr=2e-3),
+    "byol@adamw1e-3": Recipe("byol"),
+    "barlow_twins@lars0.2": Recipe("barlow_twins", optimizer="lars", lr=0.2),
+}
+"""Settings tried against the registered ones (LightlySSL's SimCLR: AdamW 2·10⁻³, τ = 0.2)."""
+
+VALIDATION: dict[str, int] = {"digits": 297, "photo_patches": 294, "shapes": 300}
+"""Training images held out as each set's validation split."""
+
+
+def check(
+    out: Path, rows: Sequence[str], candidates: Mapping[str, Recipe], *, steps: int, batch_size: int, seed: int, progress: bool,
+    **compare_options: Any,
+) -> dict[str, dict[str, float]]:
+    """Per row and data set, the paired gain over random init at 10 labels per class
+    (``compare_options``: further :class:`~selfsup.experiments.compare.CompareConfig` fields)."""
+    gains: dict[str, dict[str, float]] = {}
+    for dataset in HELD_OUT_SETS:
+        config = CompareConfig(
+            steps=steps, batch_size=batch_size, seed=seed, dataset=dataset, validation=VALIDATION[dataset], **compare_options
+        )
+        report = compare(out / dataset, [*rows, *candidates], config, progress=progress, recipes=candidates)
+        for name, table in report["results"].items():
+            baseline = row_baseline(report["results"], table)
+            if baseline is not None:
+                gains.setdefault(name, {})[dataset] = float(paired_differences(table, baseline, "10").mean())
+    return gains
+
+
+def gains_table(gains: Mapping[str, Mapping[str, float]]) -> str:
+    datasets = list(HELD_OUT_SETS)
+    lines = ["| recipe | " + " | ".join(f"Δ {d}" for d in datasets) + " | mean | sets with a gain |", "|---" * (len(datasets) + 3) + "|"]
+    for name, row in gains.items():
+        values = [row[d] for d in datasets]
+        wins = sum(v > 0 for v in values)
+        cells = " | ".join(f"{v:+.3f}" for v in values)
+        lines.append(f"| {name} | {cells} | {sum(values) / len(values):+.3f} | {wins} of {len(values)} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m selfsup.experiments.recipe_check", description=__doc__)
+    parser.add_argument("--out", default="runs/recipes")
+    parser.add_argument("--rows", default=",".join(ROWS), help="registered recipes to check")
+    parser.add_argument("--candidates", action=argparse.BooleanOptionalAction, default=True, help="also the candidate settings")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    rows = [r for r in args.rows.split(",") if r]
+    gains = check(out, rows, CANDIDATES if args.candidates else {}, steps=args.steps, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    table = gains_table(gains)
+    (out / "recipes.md").write_text(table + "\n")
+    (out / "recipes.json").write_text(json.dumps(gains, indent=2))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+__all__ = ["CANDIDATES", "ROWS", "check", "gains_table", "main"]
