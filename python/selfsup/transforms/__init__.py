@@ -1,4 +1,4 @@
-"""Native multi-view image augmentation (InstDisc/SimCLR/BYOL/MoCo v1, v2/DINO/SwAV recipes) with torchvision v2 semantics."""
+"""Native multi-view image augmentation (InstDisc/SimCLR/BYOL/MoCo v1, v2/DINO/SwAV recipes; RandAugment and Cutout for FixMatch/UDA) with torchvision v2 semantics."""
 
 from selfsup.transforms._transforms import (
     IMAGENET_MEAN,
@@ -18,18 +18,22 @@ from selfsup.transforms._transforms import (
     Transform,
 )
 from selfsup.transforms._geometry import CenterCrop, RandomErasing, RandomVerticalFlip
+from selfsup.transforms._randaugment import RANDAUGMENT_OPS, Cutout, RandAugment
 from selfsup.transforms.recipes import blur_kernel, byol, dino, instdisc, mocov1, mocov2, pil_blur_kernel, simclr, swav
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "RANDAUGMENT_OPS",
     "Augmented",
     "CenterCrop",
     "ColorJitter",
     "Compose",
+    "Cutout",
     "GaussianBlur",
     "MultiView",
     "Normalize",
+    "RandAugment",
     "RandomApply",
     "RandomErasing",
     "RandomGrayscale",

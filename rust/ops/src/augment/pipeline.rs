@@ -13,6 +13,10 @@
 //!    ColorJitter: a random order of its four operations (Fisher–Yates, 3
 //!    draws), then one uniform factor for each enabled operation in the order
 //!    brightness, contrast, saturation, hue; GaussianBlur: `σ ~ U[σmin, σmax]`;
+//!    RandAugment: per op, the op index `U{0..13}`, the magnitude bin
+//!    `U{0..bins−1}` when the magnitude is random, then for a signed op with
+//!    a magnitude one uniform `u` (negative iff `u < 0.5`); Cutout: `v`, then
+//!    the centre row and column (see [`crate::augment::randaug`]);
 //!    flips, grayscale, solarize, resize: nothing.
 //!
 //! View `v` of sample `i` draws from the stream of `(seed ⊕ v·φ, epoch,
@@ -36,6 +40,7 @@ use super::blur::{self, BlurScratch};
 use super::color::{run_chain, Pw, Sink};
 use super::crop::{self, CropBox, CropRanges};
 use super::geometry::{self, EraseRanges, EraseValue};
+use super::randaug;
 use crate::error::{ensure, OpError, OpResult};
 use crate::rng::{sample_rng, OpSalt};
 
@@ -54,6 +59,12 @@ pub enum Transform {
     CenterCrop { height: usize, width: usize },
     VerticalFlip,
     RandomErasing { ranges: EraseRanges, value: EraseValue },
+    /// `num_ops` ops drawn uniformly (with replacement) among the fourteen of
+    /// [`randaug`]; magnitude bin `magnitude` of `bins`, or uniform over the
+    /// bins per op when `None`; `fill` for pixels geometric ops uncover.
+    RandAugment { num_ops: usize, magnitude: Option<usize>, bins: usize, fill: [u8; 3] },
+    /// A square of side `v·min(H, W)`, `v ~ U(0, max_fraction]`, filled with `fill`.
+    Cutout { max_fraction: f64, fill: [u8; 3] },
 }
 
 impl Transform {
@@ -69,10 +80,30 @@ impl Transform {
             Transform::CenterCrop { .. } => "CenterCrop",
             Transform::VerticalFlip => "VerticalFlip",
             Transform::RandomErasing { .. } => "RandomErasing",
+            Transform::RandAugment { .. } => "RandAugment",
+            Transform::Cutout { .. } => "Cutout",
+        }
+    }
+
+    /// Number of parameter slots after the `applied` flag.
+    fn n_fields(&self) -> usize {
+        match self {
+            Transform::RandAugment { num_ops, .. } => 4 * num_ops,
+            _ => self.fields().len(),
         }
     }
 
     /// Names of the parameter slots after the `applied` flag.
+    fn field_names(&self) -> Vec<String> {
+        match self {
+            Transform::RandAugment { num_ops, .. } => {
+                (0..*num_ops).flat_map(|k| ["op", "bin", "sign", "magnitude"].map(|f| format!("{f}{k}"))).collect()
+            }
+            _ => self.fields().iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    /// Names of the fixed parameter slots after the `applied` flag.
     fn fields(&self) -> &'static [&'static str] {
         match self {
             Transform::RandomResizedCrop { .. } => &["top", "left", "height", "width"],
@@ -81,6 +112,7 @@ impl Transform {
             }
             Transform::GaussianBlur { .. } => &["sigma"],
             Transform::RandomErasing { .. } => &["top", "left", "height", "width", "noise_seed"],
+            Transform::Cutout { .. } => &["top", "left", "height", "width"],
             _ => &[],
         }
     }
@@ -178,6 +210,18 @@ impl View {
                         || format!("expected grey levels 0..255 on uint8 output (no Normalize), got {v:?}"),
                     )?;
                 }
+                Transform::RandAugment { num_ops, magnitude, bins, .. } => {
+                    ensure(*num_ops <= 64, "num_ops", || format!("expected 0 <= num_ops <= 64, got {num_ops}"))?;
+                    ensure(*bins >= 2, "num_magnitude_bins", || format!("expected at least 2 bins, got {bins}"))?;
+                    if let Some(m) = magnitude {
+                        ensure(m < bins, "magnitude", || format!("expected a bin in 0..{}, got {m}", bins - 1))?;
+                    }
+                }
+                Transform::Cutout { max_fraction, .. } => {
+                    ensure(*max_fraction > 0.0 && *max_fraction <= 1.0, "cutout", || {
+                        format!("expected a maximal side fraction in (0, 1], got {max_fraction}")
+                    })?;
+                }
                 Transform::HorizontalFlip | Transform::Grayscale | Transform::VerticalFlip | Transform::RandomErasing { .. } => {}
             }
         }
@@ -195,7 +239,7 @@ impl View {
         let mut n = 0;
         for step in &steps {
             offsets.push(n);
-            n += 1 + step.transform.fields().len();
+            n += 1 + step.transform.n_fields();
         }
         Ok(Self { steps, offsets, n_params: n, normalize })
     }
@@ -214,7 +258,7 @@ impl View {
         for (k, step) in self.steps.iter().enumerate() {
             let t = step.transform.name();
             names.push(format!("{k}.{t}.applied"));
-            names.extend(step.transform.fields().iter().map(|f| format!("{k}.{t}.{f}")));
+            names.extend(step.transform.field_names().iter().map(|f| format!("{k}.{t}.{f}")));
         }
         names
     }
@@ -246,7 +290,7 @@ impl View {
             if !applied {
                 continue;
             }
-            let slots = &mut out[o + 1..o + 1 + step.transform.fields().len()];
+            let slots = &mut out[o + 1..o + 1 + step.transform.n_fields()];
             match &step.transform {
                 Transform::RandomResizedCrop { ranges, .. } => {
                     let b = crop::draw_box(ranges, h, w, rng);
@@ -274,6 +318,16 @@ impl View {
                     slots[..4].copy_from_slice(&[t as f64, l as f64, eh as f64, ew as f64]);
                     slots[4] = if *value == EraseValue::Random { rng.random::<u32>() as f64 } else { 0.0 };
                 }
+                Transform::RandAugment { magnitude, bins, .. } => {
+                    let (oh, ow) = self.out_size(h, w);
+                    for op in slots.chunks_exact_mut(4) {
+                        op.copy_from_slice(&randaug::draw_op(rng, *magnitude, *bins, oh, ow));
+                    }
+                }
+                Transform::Cutout { max_fraction, .. } => {
+                    let (oh, ow) = self.out_size(h, w);
+                    slots.copy_from_slice(&randaug::draw_cutout(rng, *max_fraction, oh, ow).map(|v| v as f64));
+                }
                 _ => {}
             }
         }
@@ -291,7 +345,7 @@ impl View {
             if applied == 0.0 {
                 continue;
             }
-            let slots = &row[o + 1..o + 1 + step.transform.fields().len()];
+            let slots = &row[o + 1..o + 1 + step.transform.n_fields()];
             match &step.transform {
                 Transform::RandomResizedCrop { .. } => {
                     if slots.iter().any(|v| !(v.is_finite() && *v >= 0.0 && v.fract() == 0.0)) {
@@ -333,6 +387,27 @@ impl View {
                         return bad(format!(
                             "{name} needs a box of non-negative integers inside the {oh}x{ow} output and a 32-bit noise_seed, got {slots:?}"
                         ));
+                    }
+                }
+                Transform::RandAugment { bins, .. } => {
+                    for (k, op) in slots.chunks_exact(4).enumerate() {
+                        if let Some(m) = randaug::check_op(op[0], op[3]) {
+                            return bad(format!("{name} op{k}: {m}"));
+                        }
+                        let bin = op[1];
+                        if !(bin.is_nan() || (bin.fract() == 0.0 && (0.0..*bins as f64).contains(&bin))) {
+                            return bad(format!("{name} bin{k} must be an integer in 0..{} (or NaN), got {bin}", bins - 1));
+                        }
+                        if op[2] != 1.0 && op[2] != -1.0 {
+                            return bad(format!("{name} sign{k} must be 1 or -1, got {}", op[2]));
+                        }
+                    }
+                }
+                Transform::Cutout { .. } => {
+                    let (oh, ow) = self.out_size(h, w);
+                    let ints = slots.iter().all(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0);
+                    if !(ints && slots[0] + slots[2] <= oh as f64 && slots[1] + slots[3] <= ow as f64) {
+                        return bad(format!("{name} needs a box of non-negative integers inside the {oh}x{ow} image, got {slots:?}"));
                     }
                 }
                 _ => {}
@@ -397,16 +472,39 @@ impl View {
                         if f.is_nan() {
                             continue;
                         }
-                        let f = f as f32;
                         chain.push(match which {
-                            0 => Pw::Brightness(f),
-                            1 => Pw::Contrast(f),
-                            2 => Pw::Saturation(f),
-                            _ => Pw::Hue(f),
+                            0 => Pw::Brightness(f as f32),
+                            1 => Pw::contrast(f),
+                            2 => Pw::saturation(f),
+                            _ => Pw::Hue(f as f32),
                         });
                     }
                 }
                 Transform::Grayscale => chain.push(Pw::Grayscale),
+                Transform::RandAugment { fill, .. } => {
+                    for op in row[o + 1..o + 1 + step.transform.n_fields()].chunks_exact(4) {
+                        let (k, m) = (op[0] as usize, op[3]);
+                        match randaug::pointwise(k, m) {
+                            Some(Some(pw)) => chain.push(pw),
+                            Some(None) => {}
+                            None => {
+                                if !chain.is_empty() {
+                                    run_chain(buf, &chain, Sink::InPlace);
+                                    chain.clear();
+                                }
+                                randaug::apply_spatial(k, m, buf, &mut scratch.tmp, oh, ow, *fill);
+                            }
+                        }
+                    }
+                }
+                Transform::Cutout { fill, .. } => {
+                    if !chain.is_empty() {
+                        run_chain(buf, &chain, Sink::InPlace);
+                        chain.clear();
+                    }
+                    let r = &row[o + 1..o + 5];
+                    randaug::fill_box(buf, ow, [r[0] as usize, r[1] as usize, r[2] as usize, r[3] as usize], *fill);
+                }
                 Transform::Solarize { threshold } => chain.push(Pw::Solarize(*threshold as f32)),
                 Transform::GaussianBlur { kernel, .. } => {
                     if !chain.is_empty() {
