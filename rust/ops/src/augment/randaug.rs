@@ -203,29 +203,68 @@ fn shear_degrees(m: f64) -> f64 {
     m.atan().to_degrees()
 }
 
+/// Coordinates are clamped to ±`LIMIT` before rounding: still outside any image, and exact for [`rint`].
+const LIMIT: f32 = 4_194_304.0; // 2^22
+
+/// Round half to even of `|x| <= 2^22` (`grid_sample`'s `nearbyint`): adding and subtracting
+/// 1.5·2^23 rounds in the default rounding mode, without a libm call on baseline x86-64.
+#[inline(always)]
+fn rint(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    (x + MAGIC) - MAGIC
+}
+
 /// Samples an `(h, w, 3)` image through the inverse matrix `m` (output pixel
 /// → input pixel, centred coordinates) with nearest interpolation, as
 /// torchvision's `_affine_grid` + `grid_sample(mode="nearest",
 /// align_corners=False)` in float32; outside pixels get `fill`.
 pub fn affine_nearest(src: &[u8], h: usize, w: usize, m: &[f64; 6], fill: [u8; 3], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above); the body is plain safe code.
+            return unsafe { affine_avx2(src, h, w, m, fill, dst) };
+        }
+    }
+    affine_body(src, h, w, m, fill, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn affine_avx2(src: &[u8], h: usize, w: usize, m: &[f64; 6], fill: [u8; 3], dst: &mut [u8]) {
+    affine_body(src, h, w, m, fill, dst)
+}
+
+#[inline(always)]
+fn affine_body(src: &[u8], h: usize, w: usize, m: &[f64; 6], fill: [u8; 3], dst: &mut [u8]) {
     let (hw, hh) = ((0.5 * w as f64) as f32, (0.5 * h as f64) as f32);
     let t = m.map(|v| v as f32);
     let (rx0, rx1, rx2) = (t[0] / hw, t[1] / hw, t[2] / hw);
     let (ry0, ry1, ry2) = (t[3] / hh, t[4] / hh, t[5] / hh);
     let (sw, sh) = (w as f32 / 2.0, h as f32 / 2.0);
     let (x0, y0) = ((1.0 - w as f32) * 0.5, (1.0 - h as f32) * 0.5);
+    let (wf, hf) = (w as f32, h as f32);
+    // per row: source column and row of every output pixel (−1: outside), then the gather
+    let mut cols = vec![0i32; w];
+    let mut rows = vec![0i32; w];
     for r in 0..h {
         let by = y0 + r as f32;
         let (py, qy) = (by * rx1, by * ry1);
-        let row = &mut dst[r * w * 3..(r + 1) * w * 3];
-        for (c, out) in row.chunks_exact_mut(3).enumerate() {
+        for c in 0..w {
             let bx = x0 + c as f32;
             let gx = bx * rx0 + py + rx2;
             let gy = bx * ry0 + qy + ry2;
-            let ix = ((gx + 1.0) * sw - 0.5).round_ties_even();
-            let iy = ((gy + 1.0) * sh - 0.5).round_ties_even();
-            if ix >= 0.0 && ix < w as f32 && iy >= 0.0 && iy < h as f32 {
-                let s = (iy as usize * w + ix as usize) * 3;
+            let ix = rint(((gx + 1.0) * sw - 0.5).clamp(-LIMIT, LIMIT));
+            let iy = rint(((gy + 1.0) * sh - 0.5).clamp(-LIMIT, LIMIT));
+            let inside = ix >= 0.0 && ix < wf && iy >= 0.0 && iy < hf;
+            // SAFETY: |ix|, |iy| <= 2^22 after the clamp, integral: exact in i32.
+            cols[c] = if inside { unsafe { ix.to_int_unchecked::<i32>() } } else { -1 };
+            rows[c] = unsafe { iy.to_int_unchecked::<i32>() };
+        }
+        let row = &mut dst[r * w * 3..(r + 1) * w * 3];
+        for (c, out) in row.chunks_exact_mut(3).enumerate() {
+            if cols[c] >= 0 {
+                let s = (rows[c] as usize * w + cols[c] as usize) * 3;
                 out.copy_from_slice(&src[s..s + 3]);
             } else {
                 out.copy_from_slice(&fill);
@@ -283,16 +322,19 @@ unsafe fn sharpness_fma(src: &[u8], h: usize, w: usize, alpha: f32, dst: &mut [u
 #[inline(always)]
 fn sharpness_body(src: &[u8], h: usize, w: usize, alpha: f32, dst: &mut [u8]) {
     let stride = w * 3;
+    let n = stride - 6; // interior values of a row
     for r in 1..h - 1 {
         let (up, mid, down) = (&src[(r - 1) * stride..r * stride], &src[r * stride..(r + 1) * stride], &src[(r + 1) * stride..(r + 2) * stride]);
-        let out = &mut dst[r * stride..(r + 1) * stride];
-        for i in 3..stride - 3 {
-            let ring = up[i - 3] as u32 + up[i] as u32 + up[i + 3] as u32 + mid[i - 3] as u32 + mid[i + 3] as u32 + down[i - 3] as u32 + down[i] as u32 + down[i + 3] as u32;
-            let x = mid[i] as u32;
-            // round((ring + 5x)/13): the quotient is never exactly half-way (13 is odd)
-            let blurred = (2 * (ring + 5 * x) + 13) / 26;
-            let d = blurred as f32 - x as f32;
-            let v = alpha.mul_add(d, x as f32);
+        let (u0, u1, u2) = (&up[..n], &up[3..3 + n], &up[6..6 + n]);
+        let (m0, m1, m2) = (&mid[..n], &mid[3..3 + n], &mid[6..6 + n]);
+        let (d0, d1, d2) = (&down[..n], &down[3..3 + n], &down[6..6 + n]);
+        let out = &mut dst[r * stride + 3..r * stride + 3 + n];
+        for i in 0..n {
+            let ring = u0[i] as u32 + u1[i] as u32 + u2[i] as u32 + m0[i] as u32 + m2[i] as u32 + d0[i] as u32 + d1[i] as u32 + d2[i] as u32;
+            let x = m1[i] as f32;
+            // round((ring + 5x)/13): never half-way (13 is odd), so float32 rounding is exact
+            let blurred = rint((ring + 5 * m1[i] as u32) as f32 / 13.0);
+            let v = alpha.mul_add(blurred - x, x);
             out[i] = v.clamp(0.0, 255.0) as u8;
         }
     }
@@ -302,13 +344,25 @@ fn sharpness_body(src: &[u8], h: usize, w: usize, alpha: f32, dst: &mut [u8]) {
 /// channel `trunc(clamp((x − min) / ((max − min)·(1/255)), 0, 255))` in float32,
 /// unchanged where `max == min`.
 pub fn autocontrast(img: &mut [u8]) {
+    // lane j of the 48-byte accumulators holds channel j mod 3 (vectorises)
+    let mut lo48 = [255u8; 48];
+    let mut hi48 = [0u8; 48];
+    let mut blocks = img.chunks_exact(48);
+    for block in &mut blocks {
+        for j in 0..48 {
+            lo48[j] = lo48[j].min(block[j]);
+            hi48[j] = hi48[j].max(block[j]);
+        }
+    }
+    for (j, &v) in blocks.remainder().iter().enumerate() {
+        lo48[j] = lo48[j].min(v);
+        hi48[j] = hi48[j].max(v);
+    }
     let mut lo = [255u8; 3];
     let mut hi = [0u8; 3];
-    for px in img.chunks_exact(3) {
-        for c in 0..3 {
-            lo[c] = lo[c].min(px[c]);
-            hi[c] = hi[c].max(px[c]);
-        }
+    for j in 0..48 {
+        lo[j % 3] = lo[j % 3].min(lo48[j]);
+        hi[j % 3] = hi[j % 3].max(hi48[j]);
     }
     let mut lut = [[0u8; 256]; 3];
     let inv255 = (1.0f64 / 255.0) as f32;
@@ -459,6 +513,13 @@ mod tests {
             assert!(t + bh <= 20 && l + bw <= 30 && bh <= 10 && bw <= 10);
         }
         assert!(seen.iter().all(|&c| c > 80), "{seen:?}");
+    }
+
+    #[test]
+    fn rint_rounds_half_to_even() {
+        for x in [-3.5f32, -2.5, -0.5, 0.5, 1.5, 2.5, 0.49999997, 7.2, -7.7, 1000.5, 4_194_303.5] {
+            assert_eq!(rint(x), x.round_ties_even(), "{x}");
+        }
     }
 
     #[test]
