@@ -329,3 +329,68 @@ def test_bad_cutout_box_raises(photos):
     t = T.Compose([T.Cutout()])
     with pytest.raises(ValueError, match="^params:"):
         t.run(photos, params=np.tile([1.0, 60, 0, 10, 4], (len(photos), 1)))
+
+
+# ---------------------------------------------------------------- RandomCrop (pad + crop) and FixMatch's views
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant"])
+@pytest.mark.parametrize("shape,size,padding", [((64, 64), 64, 8), ((48, 37), (40, 30), 5), ((20, 25), (24, 31), 4)])
+def test_random_crop_matches_torchvision(photos, rng, mode, shape, size, padding):
+    from torchvision.transforms.v2 import functional as F
+
+    images = np.ascontiguousarray(photos[:, : shape[0], : shape[1]])
+    t = T.Compose([T.RandomCrop(size, padding=padding, padding_mode=mode)])
+    h, w = (size, size) if isinstance(size, int) else size
+    tops = rng.integers(0, shape[0] + 2 * padding - h + 1, size=len(images))
+    lefts = rng.integers(0, shape[1] + 2 * padding - w + 1, size=len(images))
+    # the corners of the padded image are included
+    tops[:2], lefts[:2] = 0, shape[1] + 2 * padding - w
+    params = np.stack([np.ones(len(images)), tops, lefts], axis=1).astype(np.float64)
+    out = t.run(images, params=params).views[0]
+    for i, x in enumerate(chw(images)):
+        padded = F.pad(x, [padding] * 4, padding_mode=mode)
+        assert torch.equal(out[i], F.crop(padded, int(tops[i]), int(lefts[i]), h, w)), i
+
+
+def test_random_crop_draws_and_errors(photos):
+    t = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect")])
+    p = t.run(np.zeros((4000, 32, 32, 3), np.uint8), seed=0).params[0]
+    assert stats.chisquare(np.bincount(p[:, 1].astype(int), minlength=9)).pvalue > 1e-3
+    assert stats.chisquare(np.bincount(p[:, 2].astype(int), minlength=9)).pvalue > 1e-3
+    assert p[:, 1:].max() == 8
+    with pytest.raises(ValueError, match="^images:"):
+        T.Compose([T.RandomCrop(8, padding=10, padding_mode="reflect")])(photos[:, :9, :9].copy(), seed=0)
+    with pytest.raises(ValueError, match="^images:"):
+        T.Compose([T.RandomCrop(80, padding=2)])(photos, seed=0)
+    with pytest.raises(ValueError, match="^padding:"):
+        T.RandomCrop(8, padding=-1)
+    with pytest.raises(ValueError, match="^padding_mode:"):
+        T.RandomCrop(8, padding_mode="edge")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^params:"):
+        t.run(photos[:, :32, :32].copy(), params=np.tile([1.0, 9, 0], (8, 1)))
+
+
+def test_fixmatch_views():
+    images = photo_crops(32, 64, seed=4)
+    pipe = T.fixmatch(32, normalize=False)
+    weak, strong = pipe(images, seed=0)
+    assert weak.shape == strong.shape == (64, 3, 32, 32) and weak.dtype == torch.uint8
+    names = pipe.param_names(1)
+    assert names[:5] == ["0.RandomCrop.applied", "0.RandomCrop.top", "0.RandomCrop.left", "1.HorizontalFlip.applied", "2.RandAugment.applied"]
+    assert names[-4:] == ["3.Cutout.top", "3.Cutout.left", "3.Cutout.height", "3.Cutout.width"]
+    # the strong view replays as: its weak part, then the ops through torchvision, then the box
+    run = pipe.run(images, seed=0)
+    p = run.params[1]
+    weak_only = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip()])
+    base = weak_only.run(images, params=p[:, :4]).views[0]
+    for i in range(len(images)):
+        x = base[i]
+        for k in range(2):
+            x = reference(x, OPS[int(p[i, 5 + 4 * k])], float(p[i, 8 + 4 * k]))
+        top, left, bh, bw = p[i, -4:].astype(int)
+        x = x.clone()
+        x[:, top : top + bh, left : left + bw] = 127
+        assert torch.equal(run.views[1][i], x), i
+    normalized = T.fixmatch(32)(images, seed=0)
+    assert normalized[0].dtype == torch.float32

@@ -67,6 +67,11 @@ fn parse_view(specs: Vec<StepSpec>) -> PyResult<View> {
                 let ranges = CropRanges::new((a[2], a[3]), (a[4], a[5])).map_err(op_err)?;
                 Transform::RandomResizedCrop { height: size_arg(a[0], "size")?, width: size_arg(a[1], "size")?, ranges }
             }
+            "random_crop" => {
+                expect(4)?;
+                let padding = count_arg(a[2], "padding")?;
+                Transform::RandomCrop { height: size_arg(a[0], "size")?, width: size_arg(a[1], "size")?, padding, reflect: a[3] == 1.0 }
+            }
             "resize" => {
                 expect(2)?;
                 Transform::Resize { height: size_arg(a[0], "size")?, width: size_arg(a[1], "size")? }

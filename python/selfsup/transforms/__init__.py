@@ -17,9 +17,9 @@ from selfsup.transforms._transforms import (
     Resize,
     Transform,
 )
-from selfsup.transforms._geometry import CenterCrop, RandomErasing, RandomVerticalFlip
+from selfsup.transforms._geometry import CenterCrop, RandomCrop, RandomErasing, RandomVerticalFlip
 from selfsup.transforms._randaugment import RANDAUGMENT_OPS, Cutout, RandAugment
-from selfsup.transforms.recipes import blur_kernel, byol, dino, instdisc, mocov1, mocov2, pil_blur_kernel, simclr, swav
+from selfsup.transforms.recipes import blur_kernel, byol, dino, fixmatch, instdisc, mocov1, mocov2, pil_blur_kernel, simclr, swav
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -35,6 +35,7 @@ __all__ = [
     "Normalize",
     "RandAugment",
     "RandomApply",
+    "RandomCrop",
     "RandomErasing",
     "RandomGrayscale",
     "RandomHorizontalFlip",
@@ -46,6 +47,7 @@ __all__ = [
     "blur_kernel",
     "byol",
     "dino",
+    "fixmatch",
     "instdisc",
     "mocov1",
     "mocov2",

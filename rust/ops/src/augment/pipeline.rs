@@ -9,7 +9,8 @@
 //! 1. a step with `p` draws one uniform `u` and is applied iff `u < p` (a step
 //!    sharing its predecessor's coin draws nothing); a skipped step draws
 //!    nothing more;
-//! 2. RandomResizedCrop: see [`crate::augment::crop::draw_box`];
+//! 2. RandomResizedCrop: see [`crate::augment::crop::draw_box`]; RandomCrop:
+//!    `top ~ U{0..H+2p−h}`, then `left ~ U{0..W+2p−w}` in the padded image;
 //!    ColorJitter: a random order of its four operations (Fisher–Yates, 3
 //!    draws), then one uniform factor for each enabled operation in the order
 //!    brightness, contrast, saturation, hue; GaussianBlur: `σ ~ U[σmin, σmax]`;
@@ -50,6 +51,9 @@ pub type Range2 = Option<(f64, f64)>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transform {
     RandomResizedCrop { height: usize, width: usize, ranges: CropRanges },
+    /// A `height × width` crop at a uniform position of the image padded by
+    /// `padding` on every side (reflected, or zeros).
+    RandomCrop { height: usize, width: usize, padding: usize, reflect: bool },
     Resize { height: usize, width: usize },
     HorizontalFlip,
     ColorJitter { brightness: Range2, contrast: Range2, saturation: Range2, hue: Range2 },
@@ -71,6 +75,7 @@ impl Transform {
     pub fn name(&self) -> &'static str {
         match self {
             Transform::RandomResizedCrop { .. } => "RandomResizedCrop",
+            Transform::RandomCrop { .. } => "RandomCrop",
             Transform::Resize { .. } => "Resize",
             Transform::HorizontalFlip => "HorizontalFlip",
             Transform::ColorJitter { .. } => "ColorJitter",
@@ -107,6 +112,7 @@ impl Transform {
     fn fields(&self) -> &'static [&'static str] {
         match self {
             Transform::RandomResizedCrop { .. } => &["top", "left", "height", "width"],
+            Transform::RandomCrop { .. } => &["top", "left"],
             Transform::ColorJitter { .. } => {
                 &["order0", "order1", "order2", "order3", "brightness", "contrast", "saturation", "hue"]
             }
@@ -118,7 +124,7 @@ impl Transform {
     }
 
     fn is_geometry(&self) -> bool {
-        matches!(self, Transform::RandomResizedCrop { .. } | Transform::Resize { .. })
+        matches!(self, Transform::RandomResizedCrop { .. } | Transform::Resize { .. } | Transform::RandomCrop { .. })
     }
 
     /// The output size this step fixes, whatever its input size.
@@ -126,6 +132,7 @@ impl Transform {
         match self {
             Transform::RandomResizedCrop { height, width, .. }
             | Transform::Resize { height, width }
+            | Transform::RandomCrop { height, width, .. }
             | Transform::CenterCrop { height, width } => Some((*height, *width)),
             _ => None,
         }
@@ -185,6 +192,7 @@ impl View {
             match &step.transform {
                 Transform::RandomResizedCrop { height, width, .. }
                 | Transform::Resize { height, width }
+                | Transform::RandomCrop { height, width, .. }
                 | Transform::CenterCrop { height, width } => {
                     ensure(*height > 0 && *width > 0, "size", || format!("expected a positive size, got ({height}, {width})"))?;
                     ensure(step.p.is_none(), "p", || format!("{} takes no probability", step.transform.name()))?;
@@ -268,6 +276,21 @@ impl View {
         self.steps.iter().filter_map(|s| s.transform.fixed_size()).last().unwrap_or((h, w))
     }
 
+    /// Checks that an `h × w` input suits the view (a RandomCrop fits in the padded image).
+    pub fn check_input(&self, h: usize, w: usize) -> OpResult<()> {
+        for step in &self.steps {
+            if let Transform::RandomCrop { height, width, padding, reflect } = step.transform {
+                ensure(h + 2 * padding >= height && w + 2 * padding >= width, "images", || {
+                    format!("a {h}x{w} image padded by {padding} is smaller than the {height}x{width} RandomCrop")
+                })?;
+                ensure(!reflect || (padding < h && padding < w), "images", || {
+                    format!("reflect padding by {padding} needs images larger than {padding} on each side, got {h}x{w}")
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the output size does not depend on the input size.
     pub fn fixes_size(&self) -> bool {
         self.steps.iter().any(|s| s.transform.fixed_size().is_some())
@@ -312,6 +335,11 @@ impl View {
                     }
                 }
                 Transform::GaussianBlur { sigma, .. } => slots[0] = crop::uniform(rng, sigma.0, sigma.1),
+                Transform::RandomCrop { height, width, padding, .. } => {
+                    // validated by check_input: the padded image holds the crop
+                    slots[0] = rng.random_range(0..=h + 2 * padding - height) as f64;
+                    slots[1] = rng.random_range(0..=w + 2 * padding - width) as f64;
+                }
                 Transform::RandomErasing { ranges, value } => {
                     let (oh, ow) = self.out_size(h, w);
                     let [t, l, eh, ew] = geometry::draw_erase_box(ranges, oh, ow, rng).unwrap_or([0; 4]);
@@ -371,6 +399,16 @@ impl View {
                     let hf = slots[7];
                     if !(hf.is_nan() || (-0.5..=0.5).contains(&hf)) {
                         return bad(format!("{name} hue factor must be in [-0.5, 0.5] (or NaN to skip), got {hf}"));
+                    }
+                }
+                Transform::RandomCrop { height, width, padding, .. } => {
+                    let ints = slots.iter().all(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0);
+                    if !(ints && slots[0] + *height as f64 <= (h + 2 * padding) as f64 && slots[1] + *width as f64 <= (w + 2 * padding) as f64) {
+                        return bad(format!(
+                            "{name} needs a (top, left) of non-negative integers placing the {height}x{width} crop inside the padded {}x{} image, got {slots:?}",
+                            h + 2 * padding,
+                            w + 2 * padding
+                        ));
                     }
                 }
                 Transform::GaussianBlur { .. } => {
@@ -438,6 +476,13 @@ impl View {
                 };
                 buf.resize(ch * cw * 3, 0);
                 crop::resized_crop(src, h, w, bx, buf, ch, cw);
+            }
+            Some(Transform::RandomCrop { height, width, padding, reflect }) => {
+                (ch, cw) = (*height, *width);
+                let (_, &o) = steps.next().expect("peeked");
+                let (top, left) = (row[o + 1] as isize - *padding as isize, row[o + 2] as isize - *padding as isize);
+                buf.resize(ch * cw * 3, 0);
+                geometry::padded_crop(src, h, w, top, left, ch, cw, *reflect, buf);
             }
             Some(Transform::CenterCrop { .. }) => buf.clear(), // the source is read by the crop below
             _ => {
@@ -514,7 +559,7 @@ impl View {
                     let taps = blur::kernel(*kernel, row[o + 1]);
                     blur::gaussian_blur(buf, oh, ow, &taps, &mut scratch.blur);
                 }
-                Transform::RandomResizedCrop { .. } | Transform::Resize { .. } | Transform::CenterCrop { .. } => {
+                Transform::RandomResizedCrop { .. } | Transform::Resize { .. } | Transform::RandomCrop { .. } | Transform::CenterCrop { .. } => {
                     unreachable!("validated: geometry comes first")
                 }
             }
@@ -585,6 +630,7 @@ pub fn resolve_sizes(views: &[View], sources: &[Source<'_>]) -> OpResult<Vec<(us
         .map(|v| {
             let (h0, w0) = (sources[0].h, sources[0].w);
             let size = v.out_size(h0, w0);
+            sources.iter().try_for_each(|s| v.check_input(s.h, s.w))?;
             if !v.fixes_size() {
                 ensure(sources.iter().all(|s| (s.h, s.w) == (h0, w0)), "images", || {
                     "images of different sizes need a RandomResizedCrop, Resize or CenterCrop in every view".into()
