@@ -832,6 +832,46 @@ mod tests {
     }
 
     #[test]
+    fn randaugment_views_replay_and_run_the_same_in_parallel() {
+        let steps = vec![
+            Step { transform: Transform::RandomCrop { height: 12, width: 12, padding: 2, reflect: true }, p: None, shares_coin: false },
+            Step { transform: Transform::HorizontalFlip, p: Some(0.5), shares_coin: false },
+            Step { transform: Transform::RandAugment { num_ops: 3, magnitude: None, bins: 31, fill: [127; 3] }, p: None, shares_coin: false },
+            Step { transform: Transform::Cutout { max_fraction: 0.5, fill: [1, 2, 3] }, p: Some(0.7), shares_coin: false },
+        ];
+        let views = vec![View::new(steps, None).unwrap()];
+        assert_eq!(views[0].n_params(), 3 + 1 + 13 + 5);
+        let imgs: Vec<Vec<u8>> = (0..40).map(|k| image(12 + k % 5, 13 + k % 3)).collect();
+        let sources: Vec<Source> = imgs.iter().enumerate().map(|(k, d)| Source { data: d, h: 12 + k % 5, w: 13 + k % 3 }).collect();
+        let sizes = resolve_sizes(&views, &sources).unwrap();
+        let indices: Vec<u64> = (0..40).collect();
+        let draws = Draws { seed: 4, epoch: 1, indices: &indices };
+        let run = |parallel: bool, explicit: &[Option<Vec<f64>>]| {
+            let mut outs = vec![OutBuf::U8(vec![0; 40 * 3 * 144])];
+            let mut params = vec![vec![0.0; 40 * views[0].n_params()]];
+            augment_batch(&views, &sizes, &sources, &draws, explicit, 0..40, parallel, &mut outs, &mut params);
+            match outs.pop() {
+                Some(OutBuf::U8(o)) => (o, params.pop().unwrap()),
+                _ => unreachable!(),
+            }
+        };
+        let (serial, params) = run(false, &[None]);
+        let (parallel, _) = run(true, &[None]);
+        let (replayed, _) = run(true, &[Some(params.clone())]);
+        assert_eq!(serial, parallel);
+        assert_eq!(serial, replayed);
+        let np = views[0].n_params();
+        for i in 0..40 {
+            views[0].check_row(&params[i * np..(i + 1) * np], sources[i].h, sources[i].w).unwrap();
+        }
+        // a crop larger than the padded image, or reflection wider than the image, is refused
+        let small = [Source { data: &imgs[0], h: 4, w: 4 }];
+        assert_eq!(resolve_sizes(&views, &small).unwrap_err().arg, "images");
+        let bad = View::new(vec![Step { transform: Transform::RandAugment { num_ops: 1, magnitude: Some(31), bins: 31, fill: [0; 3] }, p: None, shares_coin: false }], None);
+        assert_eq!(bad.unwrap_err().arg, "magnitude");
+    }
+
+    #[test]
     fn validation_names_arguments() {
         let bad_p = View::new(vec![Step { transform: Transform::Grayscale, p: Some(1.5), shares_coin: false }], None);
         assert_eq!(bad_p.unwrap_err().arg, "p");
