@@ -25,6 +25,22 @@ fn size_arg(v: f64, arg: &str) -> PyResult<usize> {
     }
 }
 
+fn count_arg(v: f64, arg: &str) -> PyResult<usize> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 1e9 {
+        Ok(v as usize)
+    } else {
+        Err(value_error(arg, format!("expected a non-negative integer, got {v}")))
+    }
+}
+
+fn grey_arg(v: &[f64], arg: &str) -> PyResult<[u8; 3]> {
+    if v.iter().all(|x| x.fract() == 0.0 && (0.0..=255.0).contains(x)) {
+        Ok([v[0] as u8, v[1] as u8, v[2] as u8])
+    } else {
+        Err(value_error(arg, format!("expected grey levels 0..255, got {v:?}")))
+    }
+}
+
 fn range_arg(lo: f64, hi: f64) -> Option<(f64, f64)> {
     if lo.is_nan() || hi.is_nan() {
         None
@@ -50,6 +66,11 @@ fn parse_view(specs: Vec<StepSpec>) -> PyResult<View> {
                 expect(6)?;
                 let ranges = CropRanges::new((a[2], a[3]), (a[4], a[5])).map_err(op_err)?;
                 Transform::RandomResizedCrop { height: size_arg(a[0], "size")?, width: size_arg(a[1], "size")?, ranges }
+            }
+            "random_crop" => {
+                expect(4)?;
+                let padding = count_arg(a[2], "padding")?;
+                Transform::RandomCrop { height: size_arg(a[0], "size")?, width: size_arg(a[1], "size")?, padding, reflect: a[3] == 1.0 }
             }
             "resize" => {
                 expect(2)?;
@@ -89,6 +110,17 @@ fn parse_view(specs: Vec<StepSpec>) -> PyResult<View> {
                 let ranges = EraseRanges::new((a[0], a[1]), (a[2], a[3])).map_err(op_err)?;
                 let value = if a[4] == 1.0 { EraseValue::Random } else { EraseValue::Constant([a[5], a[6], a[7]]) };
                 Transform::RandomErasing { ranges, value }
+            }
+            "rand_augment" => {
+                expect(6)?;
+                let num_ops = count_arg(a[0], "num_ops")?;
+                let bins = count_arg(a[2], "num_magnitude_bins")?;
+                let magnitude = if a[1].is_nan() { None } else { Some(count_arg(a[1], "magnitude")?) };
+                Transform::RandAugment { num_ops, magnitude, bins, fill: grey_arg(&a[3..6], "fill")? }
+            }
+            "cutout" => {
+                expect(4)?;
+                Transform::Cutout { max_fraction: a[0], fill: grey_arg(&a[1..4], "fill")? }
             }
             "solarize" => {
                 expect(1)?;

@@ -1,4 +1,4 @@
-"""CenterCrop, RandomVerticalFlip and RandomErasing (torchvision v2 semantics), run natively."""
+"""CenterCrop, RandomCrop, RandomVerticalFlip and RandomErasing (torchvision v2 semantics), run natively."""
 
 from __future__ import annotations
 
@@ -28,6 +28,37 @@ class CenterCrop(Transform):
     def _steps(self) -> list[Step]:
         h, w = _size(self.size)
         return [("center_crop", None, False, [h, w])]
+
+
+@dataclass(frozen=True)
+class RandomCrop(Transform):
+    """A ``size`` crop at a uniform position of the image padded by ``padding`` on every side
+    (torchvision's ``RandomCrop(size, padding, padding_mode=...)``; CIFAR's and FixMatch's
+    translation by up to ``padding`` pixels). ``padding_mode``: ``"reflect"`` (``−1 → 1``, needs
+    ``padding`` smaller than the image sides) or ``"constant"`` (zeros). Must be the first
+    transform of a view; fixes the output size. Draws: ``top ~ U{0..H+2p−h}``, then ``left``.
+    Parameters: ``top, left`` in the padded image.
+
+    Raises:
+        ValueError: ``size`` <= 0, ``padding`` < 0, unknown ``padding_mode``; when run, images
+        too small for the crop or the reflection (message names ``images``).
+    """
+
+    size: int | tuple[int, int]
+    padding: int = 0
+    padding_mode: Literal["constant", "reflect"] = "constant"
+
+    def __post_init__(self) -> None:
+        _size(self.size)
+        p = self.padding
+        if isinstance(p, bool) or not isinstance(p, int) or p < 0:
+            raise ValueError(f"padding: expected a non-negative int, got {p!r}")
+        if self.padding_mode not in ("constant", "reflect"):
+            raise ValueError(f"padding_mode: expected 'constant' or 'reflect', got {self.padding_mode!r}")
+
+    def _steps(self) -> list[Step]:
+        h, w = _size(self.size)
+        return [("random_crop", None, False, [h, w, float(self.padding), 1.0 if self.padding_mode == "reflect" else 0.0])]
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,7 @@ class RandomApply(Transform):
         steps: list[Step] = []
         for t in self.transforms:
             for name, p, _, args in t._steps():
-                if name in ("random_resized_crop", "resize", "center_crop", "normalize"):
+                if name in ("random_resized_crop", "random_crop", "resize", "center_crop", "normalize"):
                     raise ValueError(f"transforms: {type(t).__name__} cannot be wrapped in RandomApply")
                 # an inner probability multiplies only when the inner step draws its own coin
                 if p is not None and p != 1.0:

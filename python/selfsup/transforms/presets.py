@@ -1,6 +1,6 @@
 """Augmentation augmentations of joint-embedding methods, as :class:`MultiView` pipelines: one view
 (InstDisc), two views (SimCLR, BYOL, MoCo v1 and v2) or multi-crop (DINO, SwAV: global and local
-views of different sizes)."""
+views of different sizes); FixMatch's weak and strong views (RandAugment + Cutout)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from selfsup.transforms._transforms import (
     RandomSolarize,
     Transform,
 )
+from selfsup.transforms._geometry import RandomCrop
+from selfsup.transforms._randaugment import RandAugment
 
 
 def blur_kernel(size: int) -> int:
@@ -226,3 +228,30 @@ def swav(
         )
         views.extend([view] * int(count))
     return MultiView(views)
+
+
+def fixmatch(
+    size: int = 32,
+    *,
+    normalize: bool | Normalize = True,
+    num_ops: int = 2,
+    cutout: float | None = 0.5,
+    translate: float = 0.125,
+) -> MultiView:
+    """FixMatch (Sohn et al. 2020, arXiv:2001.07685, Appendix D): a weak and a strong view of
+    every (unlabelled) image, ``size`` × ``size`` inputs (CIFAR: 32).
+
+    Weak: translation by up to ``translate``·``size`` pixels (RandomCrop with reflect padding, as
+    the reference code's ``RandomCrop(32, padding=4, padding_mode="reflect")``) and a horizontal
+    flip. The crop comes first here (geometry leads a view); since the crop offset is uniform and
+    symmetric, flip-then-crop and crop-then-flip give the same distribution. Strong: the weak
+    view followed by :class:`RandAugment` with ``num_ops`` operations at a random magnitude each
+    and Cutout of side up to ``cutout``·``size`` filled with grey 127 (``cutout=None``: none).
+
+    The operations are torchvision's RandAugment set and tables; the reference code's
+    RandAugmentMC differs in details (each op applied with probability 0.5, magnitudes 1..9 of
+    10, its own op list). ``normalize`` may be a :class:`Normalize` with CIFAR statistics."""
+    pad = int(size * translate)
+    weak: list[Transform] = [RandomCrop(size, padding=pad, padding_mode="reflect"), RandomHorizontalFlip(0.5)]
+    strong = [*weak, RandAugment(num_ops=num_ops, magnitude=None, cutout=cutout)]
+    return MultiView([Compose([*weak, *_normalize(normalize)]), Compose([*strong, *_normalize(normalize)])])

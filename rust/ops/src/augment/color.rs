@@ -1,6 +1,8 @@
 //! Point-wise colour operations on RGB uint8 pixels with torchvision v2's
 //! uint8 arithmetic: each step computes in float32 and truncates to uint8
-//! (values are clamped to [0, 255] first).
+//! (values are clamped to [0, 255] first). The blends and the grey level use
+//! fused multiply–adds where torchvision's kernels do (`add_(…, alpha=…)`),
+//! so the results are bit-exact, not merely within one grey level.
 //!
 //! - brightness `f`: `x·f`;
 //! - contrast `f`: `x·f + m·(1 − f)`, `m` the mean over the image of
@@ -9,7 +11,8 @@
 //! - hue `δ`: RGB → HSV, `H ← (H + δ) mod 1`, HSV → RGB with torchvision's
 //!   formulas, back to uint8 as `trunc(v·255.999)`;
 //! - grayscale: `trunc(0.2989 R + 0.587 G + 0.114 B)` in all three channels;
-//! - solarize `t`: `x ≥ t → 255 − x`.
+//! - solarize `t`: `x ≥ t → 255 − x`;
+//! - posterize: `x & mask`.
 //!
 //! Consecutive operations run in one pass over the pixels, in chunks held as
 //! three float32 planes so the loops vectorise. A contrast step needs the
@@ -22,12 +25,28 @@
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pw {
     Brightness(f32),
-    /// Contrast factor; the grey mean is supplied by the pass before it.
-    Contrast(f32),
-    Saturation(f32),
+    /// Contrast factor `f` and `1 − f`; the grey mean is supplied by the pass before it.
+    Contrast(f32, f32),
+    /// Saturation factor `f` and `1 − f`.
+    Saturation(f32, f32),
     Hue(f32),
     Grayscale,
     Solarize(f32),
+    /// Keep the bits of the mask: `x & mask` (torchvision's `posterize`).
+    Posterize(u8),
+}
+
+impl Pw {
+    /// A contrast step of factor `f`; `1 − f` is computed in float64 before
+    /// rounding, as torchvision's `_blend` does with its Python float.
+    pub fn contrast(f: f64) -> Self {
+        Pw::Contrast(f as f32, (1.0 - f) as f32)
+    }
+
+    /// A saturation step of factor `f` (see [`Pw::contrast`]).
+    pub fn saturation(f: f64) -> Self {
+        Pw::Saturation(f as f32, (1.0 - f) as f32)
+    }
 }
 
 /// Where the last pass writes.
@@ -50,19 +69,21 @@ fn to_u8f(v: f32) -> f32 {
     fmin(fmax(v, 0.0), 255.0).trunc()
 }
 
+/// torchvision's `r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114)`:
+/// each `add_` with `alpha` is a fused multiply–add in its vectorised kernel.
 #[inline(always)]
 fn gray(r: f32, g: f32, b: f32) -> f32 {
-    r * WR + g * WG + b * WB
+    b.mul_add(WB, g.mul_add(WG, r * WR))
 }
 
 #[inline(always)]
-fn blend(r: &mut [f32], g: &mut [f32], b: &mut [f32], f: f32, other: impl Fn(usize) -> f32) {
-    let a = (1.0f64 - f as f64) as f32;
+fn blend(r: &mut [f32], g: &mut [f32], b: &mut [f32], f: f32, a: f32, other: impl Fn(usize) -> f32) {
+    // torchvision's `image1.mul(f).add_(image2, alpha=1 − f)`: a fused multiply–add
     for i in 0..r.len() {
-        let o = other(i) * a;
-        r[i] = to_u8f(r[i] * f + o);
-        g[i] = to_u8f(g[i] * f + o);
-        b[i] = to_u8f(b[i] * f + o);
+        let o = other(i);
+        r[i] = to_u8f(o.mul_add(a, r[i] * f));
+        g[i] = to_u8f(o.mul_add(a, g[i] * f));
+        b[i] = to_u8f(o.mul_add(a, b[i] * f));
     }
 }
 
@@ -178,13 +199,13 @@ fn apply(op: Pw, mean: f32, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
                 b[i] = to_u8f(b[i] * f);
             }
         }
-        Pw::Contrast(f) => blend(r, g, b, f, |_| mean),
-        Pw::Saturation(f) => {
+        Pw::Contrast(f, a) => blend(r, g, b, f, a, |_| mean),
+        Pw::Saturation(f, a) => {
             let mut grey = [0f32; CHUNK];
             for i in 0..r.len() {
                 grey[i] = gray(r[i], g[i], b[i]).trunc();
             }
-            blend(r, g, b, f, |i| grey[i]);
+            blend(r, g, b, f, a, |i| grey[i]);
         }
         Pw::Hue(d) => hue(r, g, b, d),
         Pw::Grayscale => {
@@ -200,6 +221,14 @@ fn apply(op: Pw, mean: f32, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
                 r[i] = if r[i] >= t { 255.0 - r[i] } else { r[i] };
                 g[i] = if g[i] >= t { 255.0 - g[i] } else { g[i] };
                 b[i] = if b[i] >= t { 255.0 - b[i] } else { b[i] };
+            }
+        }
+        Pw::Posterize(mask) => {
+            let mask = mask as i32;
+            for i in 0..r.len() {
+                r[i] = (int(r[i]) & mask) as f32;
+                g[i] = (int(g[i]) & mask) as f32;
+                b[i] = (int(b[i]) & mask) as f32;
             }
         }
     }
@@ -321,12 +350,12 @@ fn chain_body(img: &mut [u8], ops: &[Pw], sink: &mut Sink<'_>) {
     let npix = (img.len() / 3).max(1) as f64;
     let mut mean = 0f32;
     let mut start = 0;
-    if let Some(Pw::Contrast(_)) = ops.first() {
+    if let Some(Pw::Contrast(..)) = ops.first() {
         mean = (grey_sum_body(img) as f64 / npix) as f32;
     }
     // a pass ends before every later contrast step
     for cut in 1..ops.len() {
-        if let Pw::Contrast(_) = ops[cut] {
+        if let Pw::Contrast(..) = ops[cut] {
             let sum = pass_body(img, &ops[start..cut], mean, true, &mut Sink::InPlace);
             mean = (sum as f64 / npix) as f32;
             start = cut;
@@ -336,7 +365,7 @@ fn chain_body(img: &mut [u8], ops: &[Pw], sink: &mut Sink<'_>) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn chain_avx2(img: &mut [u8], ops: &[Pw], sink: &mut Sink<'_>) {
     chain_body(img, ops, sink)
 }
@@ -346,8 +375,8 @@ unsafe fn chain_avx2(img: &mut [u8], ops: &[Pw], sink: &mut Sink<'_>) {
 pub fn run_chain(img: &mut [u8], ops: &[Pw], mut sink: Sink<'_>) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked above); the body is plain safe code.
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above); the body is plain safe code.
             return unsafe { chain_avx2(img, ops, &mut sink) };
         }
     }
@@ -379,10 +408,10 @@ mod tests {
     fn contrast_uses_the_scalar_grey_mean() {
         // grey of (0,0,0) = 0 and of (255,255,255) = floor(254.99...) = 254
         let px = [0, 0, 0, 255, 255, 255];
-        let out = run(&px, &[Pw::Contrast(0.0)]);
+        let out = run(&px, &[Pw::contrast(0.0)]);
         assert_eq!(out, vec![127; 6]);
         // a brightness step before contrast changes the mean contrast sees
-        let out = run(&px, &[Pw::Brightness(0.5), Pw::Contrast(0.0)]);
+        let out = run(&px, &[Pw::Brightness(0.5), Pw::contrast(0.0)]);
         assert_eq!(out, vec![63; 6]);
     }
 
@@ -390,7 +419,7 @@ mod tests {
     fn saturation_zero_is_grey_and_grayscale_matches() {
         let px = [200, 100, 50];
         let g = (200.0f32 * WR + 100.0 * WG + 50.0 * WB) as u8;
-        assert_eq!(run(&px, &[Pw::Saturation(0.0)]), vec![g; 3]);
+        assert_eq!(run(&px, &[Pw::saturation(0.0)]), vec![g; 3]);
         assert_eq!(run(&px, &[Pw::Grayscale]), vec![g; 3]);
     }
 
@@ -451,7 +480,7 @@ mod tests {
     fn portable_path_equals_the_dispatched_one() {
         // pseudo-random pixels, a chain with contrast in the middle, every sink
         let px: Vec<u8> = (0..3 * 1500u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        let ops = [Pw::Saturation(1.3), Pw::Contrast(0.7), Pw::Hue(-0.08), Pw::Brightness(1.2), Pw::Grayscale, Pw::Solarize(100.0)];
+        let ops = [Pw::saturation(1.3), Pw::contrast(0.7), Pw::Hue(-0.08), Pw::Brightness(1.2), Pw::Grayscale, Pw::Solarize(100.0)];
         for k in 0..=ops.len() {
             let (mut a, mut b) = (px.clone(), px.clone());
             run_chain(&mut a, &ops[..k], Sink::InPlace);

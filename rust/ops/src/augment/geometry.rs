@@ -1,4 +1,4 @@
-//! CenterCrop, vertical flips and RandomErasing (torchvision v2 semantics).
+//! CenterCrop, RandomCrop's padded window, vertical flips and RandomErasing (torchvision v2 semantics).
 //!
 //! - CenterCrop: the crop's top-left corner is `round((H − h)/2)`,
 //!   `round((W − w)/2)` (ties to even, as Python's `round`); along a side
@@ -51,6 +51,46 @@ pub fn center_crop(src: &[u8], h: usize, w: usize, ch: usize, cw: usize, dst: &m
         row[c1 * 3..].fill(0);
         let s = (sr as usize * w + (left + c0 as isize) as usize) * 3;
         row[c0 * 3..c1 * 3].copy_from_slice(&src[s..s + (c1 - c0) * 3]);
+    }
+}
+
+/// Writes the `ch × cw` window at `(top, left)` of an `(h, w, 3)` image to
+/// `dst`; outside the image it reads the reflection (`−1 → 1`, `h → h − 2`,
+/// torch's `reflect` padding, which needs the window within one image size of
+/// the border) or zeros.
+#[allow(clippy::too_many_arguments)]
+pub fn padded_crop(src: &[u8], h: usize, w: usize, top: isize, left: isize, ch: usize, cw: usize, reflect: bool, dst: &mut [u8]) {
+    let (hi, wi) = (h as isize, w as isize);
+    let fold = |i: isize, n: isize| -> Option<usize> {
+        if (0..n).contains(&i) {
+            Some(i as usize)
+        } else if reflect {
+            let r = if i < 0 { -i } else { 2 * (n - 1) - i };
+            Some(r.clamp(0, n - 1) as usize)
+        } else {
+            None
+        }
+    };
+    // the columns of the window inside the image: a straight copy
+    let c0 = (-left).clamp(0, cw as isize) as usize;
+    let c1 = (wi - left).clamp(c0 as isize, cw as isize) as usize;
+    for r in 0..ch {
+        let row = &mut dst[r * cw * 3..(r + 1) * cw * 3];
+        let Some(sr) = fold(top + r as isize, hi) else {
+            row.fill(0);
+            continue;
+        };
+        let srow = &src[sr * w * 3..(sr + 1) * w * 3];
+        for c in (0..c0).chain(c1..cw) {
+            match fold(left + c as isize, wi) {
+                Some(sc) => row[c * 3..c * 3 + 3].copy_from_slice(&srow[sc * 3..sc * 3 + 3]),
+                None => row[c * 3..c * 3 + 3].fill(0),
+            }
+        }
+        if c1 > c0 {
+            let s = (left + c0 as isize) as usize * 3;
+            row[c0 * 3..c1 * 3].copy_from_slice(&srow[s..s + (c1 - c0) * 3]);
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`color`]: brightness, contrast, saturation, hue, grayscale, solarize, fused per pixel;
 //! - [`geometry`]: CenterCrop, vertical flips, RandomErasing;
 //! - [`blur`]: separable Gaussian blur with reflect padding;
+//! - [`randaug`]: the fourteen RandAugment operations, their magnitude tables, Cutout;
 //! - [`pipeline`]: validated views, per-sample draws in a fixed order, batch execution.
 
 pub mod blur;
@@ -13,5 +14,6 @@ pub mod color;
 pub mod crop;
 pub mod geometry;
 pub mod pipeline;
+pub mod randaug;
 
 pub use pipeline::{augment_batch, resolve_sizes, Draws, OutBuf, OutSlice, Source, Step, Transform, View};

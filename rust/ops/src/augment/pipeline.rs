@@ -9,10 +9,15 @@
 //! 1. a step with `p` draws one uniform `u` and is applied iff `u < p` (a step
 //!    sharing its predecessor's coin draws nothing); a skipped step draws
 //!    nothing more;
-//! 2. RandomResizedCrop: see [`crate::augment::crop::draw_box`];
+//! 2. RandomResizedCrop: see [`crate::augment::crop::draw_box`]; RandomCrop:
+//!    `top ~ U{0..H+2p−h}`, then `left ~ U{0..W+2p−w}` in the padded image;
 //!    ColorJitter: a random order of its four operations (Fisher–Yates, 3
 //!    draws), then one uniform factor for each enabled operation in the order
 //!    brightness, contrast, saturation, hue; GaussianBlur: `σ ~ U[σmin, σmax]`;
+//!    RandAugment: per op, the op index `U{0..13}`, the magnitude bin
+//!    `U{0..bins−1}` when the magnitude is random, then for a signed op with
+//!    a magnitude one uniform `u` (negative iff `u < 0.5`); Cutout: `v`, then
+//!    the centre row and column (see [`crate::augment::randaug`]);
 //!    flips, grayscale, solarize, resize: nothing.
 //!
 //! View `v` of sample `i` draws from the stream of `(seed ⊕ v·φ, epoch,
@@ -36,6 +41,7 @@ use super::blur::{self, BlurScratch};
 use super::color::{run_chain, Pw, Sink};
 use super::crop::{self, CropBox, CropRanges};
 use super::geometry::{self, EraseRanges, EraseValue};
+use super::randaug;
 use crate::error::{ensure, OpError, OpResult};
 use crate::rng::{sample_rng, OpSalt};
 
@@ -45,6 +51,9 @@ pub type Range2 = Option<(f64, f64)>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transform {
     RandomResizedCrop { height: usize, width: usize, ranges: CropRanges },
+    /// A `height × width` crop at a uniform position of the image padded by
+    /// `padding` on every side (reflected, or zeros).
+    RandomCrop { height: usize, width: usize, padding: usize, reflect: bool },
     Resize { height: usize, width: usize },
     HorizontalFlip,
     ColorJitter { brightness: Range2, contrast: Range2, saturation: Range2, hue: Range2 },
@@ -54,12 +63,19 @@ pub enum Transform {
     CenterCrop { height: usize, width: usize },
     VerticalFlip,
     RandomErasing { ranges: EraseRanges, value: EraseValue },
+    /// `num_ops` ops drawn uniformly (with replacement) among the fourteen of
+    /// [`randaug`]; magnitude bin `magnitude` of `bins`, or uniform over the
+    /// bins per op when `None`; `fill` for pixels geometric ops uncover.
+    RandAugment { num_ops: usize, magnitude: Option<usize>, bins: usize, fill: [u8; 3] },
+    /// A square of side `v·min(H, W)`, `v ~ U(0, max_fraction]`, filled with `fill`.
+    Cutout { max_fraction: f64, fill: [u8; 3] },
 }
 
 impl Transform {
     pub fn name(&self) -> &'static str {
         match self {
             Transform::RandomResizedCrop { .. } => "RandomResizedCrop",
+            Transform::RandomCrop { .. } => "RandomCrop",
             Transform::Resize { .. } => "Resize",
             Transform::HorizontalFlip => "HorizontalFlip",
             Transform::ColorJitter { .. } => "ColorJitter",
@@ -69,24 +85,46 @@ impl Transform {
             Transform::CenterCrop { .. } => "CenterCrop",
             Transform::VerticalFlip => "VerticalFlip",
             Transform::RandomErasing { .. } => "RandomErasing",
+            Transform::RandAugment { .. } => "RandAugment",
+            Transform::Cutout { .. } => "Cutout",
+        }
+    }
+
+    /// Number of parameter slots after the `applied` flag.
+    fn n_fields(&self) -> usize {
+        match self {
+            Transform::RandAugment { num_ops, .. } => 4 * num_ops,
+            _ => self.fields().len(),
         }
     }
 
     /// Names of the parameter slots after the `applied` flag.
+    fn field_names(&self) -> Vec<String> {
+        match self {
+            Transform::RandAugment { num_ops, .. } => {
+                (0..*num_ops).flat_map(|k| ["op", "bin", "sign", "magnitude"].map(|f| format!("{f}{k}"))).collect()
+            }
+            _ => self.fields().iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    /// Names of the fixed parameter slots after the `applied` flag.
     fn fields(&self) -> &'static [&'static str] {
         match self {
             Transform::RandomResizedCrop { .. } => &["top", "left", "height", "width"],
+            Transform::RandomCrop { .. } => &["top", "left"],
             Transform::ColorJitter { .. } => {
                 &["order0", "order1", "order2", "order3", "brightness", "contrast", "saturation", "hue"]
             }
             Transform::GaussianBlur { .. } => &["sigma"],
             Transform::RandomErasing { .. } => &["top", "left", "height", "width", "noise_seed"],
+            Transform::Cutout { .. } => &["top", "left", "height", "width"],
             _ => &[],
         }
     }
 
     fn is_geometry(&self) -> bool {
-        matches!(self, Transform::RandomResizedCrop { .. } | Transform::Resize { .. })
+        matches!(self, Transform::RandomResizedCrop { .. } | Transform::Resize { .. } | Transform::RandomCrop { .. })
     }
 
     /// The output size this step fixes, whatever its input size.
@@ -94,6 +132,7 @@ impl Transform {
         match self {
             Transform::RandomResizedCrop { height, width, .. }
             | Transform::Resize { height, width }
+            | Transform::RandomCrop { height, width, .. }
             | Transform::CenterCrop { height, width } => Some((*height, *width)),
             _ => None,
         }
@@ -153,6 +192,7 @@ impl View {
             match &step.transform {
                 Transform::RandomResizedCrop { height, width, .. }
                 | Transform::Resize { height, width }
+                | Transform::RandomCrop { height, width, .. }
                 | Transform::CenterCrop { height, width } => {
                     ensure(*height > 0 && *width > 0, "size", || format!("expected a positive size, got ({height}, {width})"))?;
                     ensure(step.p.is_none(), "p", || format!("{} takes no probability", step.transform.name()))?;
@@ -178,6 +218,18 @@ impl View {
                         || format!("expected grey levels 0..255 on uint8 output (no Normalize), got {v:?}"),
                     )?;
                 }
+                Transform::RandAugment { num_ops, magnitude, bins, .. } => {
+                    ensure(*num_ops <= 64, "num_ops", || format!("expected 0 <= num_ops <= 64, got {num_ops}"))?;
+                    ensure(*bins >= 2, "num_magnitude_bins", || format!("expected at least 2 bins, got {bins}"))?;
+                    if let Some(m) = magnitude {
+                        ensure(m < bins, "magnitude", || format!("expected a bin in 0..{}, got {m}", bins - 1))?;
+                    }
+                }
+                Transform::Cutout { max_fraction, .. } => {
+                    ensure(*max_fraction > 0.0 && *max_fraction <= 1.0, "cutout", || {
+                        format!("expected a maximal side fraction in (0, 1], got {max_fraction}")
+                    })?;
+                }
                 Transform::HorizontalFlip | Transform::Grayscale | Transform::VerticalFlip | Transform::RandomErasing { .. } => {}
             }
         }
@@ -195,7 +247,7 @@ impl View {
         let mut n = 0;
         for step in &steps {
             offsets.push(n);
-            n += 1 + step.transform.fields().len();
+            n += 1 + step.transform.n_fields();
         }
         Ok(Self { steps, offsets, n_params: n, normalize })
     }
@@ -214,7 +266,7 @@ impl View {
         for (k, step) in self.steps.iter().enumerate() {
             let t = step.transform.name();
             names.push(format!("{k}.{t}.applied"));
-            names.extend(step.transform.fields().iter().map(|f| format!("{k}.{t}.{f}")));
+            names.extend(step.transform.field_names().iter().map(|f| format!("{k}.{t}.{f}")));
         }
         names
     }
@@ -222,6 +274,21 @@ impl View {
     /// Output `(height, width)` for an input of `h × w`.
     pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
         self.steps.iter().filter_map(|s| s.transform.fixed_size()).last().unwrap_or((h, w))
+    }
+
+    /// Checks that an `h × w` input suits the view (a RandomCrop fits in the padded image).
+    pub fn check_input(&self, h: usize, w: usize) -> OpResult<()> {
+        for step in &self.steps {
+            if let Transform::RandomCrop { height, width, padding, reflect } = step.transform {
+                ensure(h + 2 * padding >= height && w + 2 * padding >= width, "images", || {
+                    format!("a {h}x{w} image padded by {padding} is smaller than the {height}x{width} RandomCrop")
+                })?;
+                ensure(!reflect || (padding < h && padding < w), "images", || {
+                    format!("reflect padding by {padding} needs images larger than {padding} on each side, got {h}x{w}")
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the output size does not depend on the input size.
@@ -246,7 +313,7 @@ impl View {
             if !applied {
                 continue;
             }
-            let slots = &mut out[o + 1..o + 1 + step.transform.fields().len()];
+            let slots = &mut out[o + 1..o + 1 + step.transform.n_fields()];
             match &step.transform {
                 Transform::RandomResizedCrop { ranges, .. } => {
                     let b = crop::draw_box(ranges, h, w, rng);
@@ -268,11 +335,26 @@ impl View {
                     }
                 }
                 Transform::GaussianBlur { sigma, .. } => slots[0] = crop::uniform(rng, sigma.0, sigma.1),
+                Transform::RandomCrop { height, width, padding, .. } => {
+                    // validated by check_input: the padded image holds the crop
+                    slots[0] = rng.random_range(0..=h + 2 * padding - height) as f64;
+                    slots[1] = rng.random_range(0..=w + 2 * padding - width) as f64;
+                }
                 Transform::RandomErasing { ranges, value } => {
                     let (oh, ow) = self.out_size(h, w);
                     let [t, l, eh, ew] = geometry::draw_erase_box(ranges, oh, ow, rng).unwrap_or([0; 4]);
                     slots[..4].copy_from_slice(&[t as f64, l as f64, eh as f64, ew as f64]);
                     slots[4] = if *value == EraseValue::Random { rng.random::<u32>() as f64 } else { 0.0 };
+                }
+                Transform::RandAugment { magnitude, bins, .. } => {
+                    let (oh, ow) = self.out_size(h, w);
+                    for op in slots.chunks_exact_mut(4) {
+                        op.copy_from_slice(&randaug::draw_op(rng, *magnitude, *bins, oh, ow));
+                    }
+                }
+                Transform::Cutout { max_fraction, .. } => {
+                    let (oh, ow) = self.out_size(h, w);
+                    slots.copy_from_slice(&randaug::draw_cutout(rng, *max_fraction, oh, ow).map(|v| v as f64));
                 }
                 _ => {}
             }
@@ -291,7 +373,7 @@ impl View {
             if applied == 0.0 {
                 continue;
             }
-            let slots = &row[o + 1..o + 1 + step.transform.fields().len()];
+            let slots = &row[o + 1..o + 1 + step.transform.n_fields()];
             match &step.transform {
                 Transform::RandomResizedCrop { .. } => {
                     if slots.iter().any(|v| !(v.is_finite() && *v >= 0.0 && v.fract() == 0.0)) {
@@ -319,6 +401,16 @@ impl View {
                         return bad(format!("{name} hue factor must be in [-0.5, 0.5] (or NaN to skip), got {hf}"));
                     }
                 }
+                Transform::RandomCrop { height, width, padding, .. } => {
+                    let ints = slots.iter().all(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0);
+                    if !(ints && slots[0] + *height as f64 <= (h + 2 * padding) as f64 && slots[1] + *width as f64 <= (w + 2 * padding) as f64) {
+                        return bad(format!(
+                            "{name} needs a (top, left) of non-negative integers placing the {height}x{width} crop inside the padded {}x{} image, got {slots:?}",
+                            h + 2 * padding,
+                            w + 2 * padding
+                        ));
+                    }
+                }
                 Transform::GaussianBlur { .. } => {
                     let s = slots[0];
                     if !(s.is_finite() && s > 0.0) {
@@ -333,6 +425,27 @@ impl View {
                         return bad(format!(
                             "{name} needs a box of non-negative integers inside the {oh}x{ow} output and a 32-bit noise_seed, got {slots:?}"
                         ));
+                    }
+                }
+                Transform::RandAugment { bins, .. } => {
+                    for (k, op) in slots.chunks_exact(4).enumerate() {
+                        if let Some(m) = randaug::check_op(op[0], op[3]) {
+                            return bad(format!("{name} op{k}: {m}"));
+                        }
+                        let bin = op[1];
+                        if !(bin.is_nan() || (bin.fract() == 0.0 && (0.0..*bins as f64).contains(&bin))) {
+                            return bad(format!("{name} bin{k} must be an integer in 0..{} (or NaN), got {bin}", bins - 1));
+                        }
+                        if op[2] != 1.0 && op[2] != -1.0 {
+                            return bad(format!("{name} sign{k} must be 1 or -1, got {}", op[2]));
+                        }
+                    }
+                }
+                Transform::Cutout { .. } => {
+                    let (oh, ow) = self.out_size(h, w);
+                    let ints = slots.iter().all(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0);
+                    if !(ints && slots[0] + slots[2] <= oh as f64 && slots[1] + slots[3] <= ow as f64) {
+                        return bad(format!("{name} needs a box of non-negative integers inside the {oh}x{ow} image, got {slots:?}"));
                     }
                 }
                 _ => {}
@@ -363,6 +476,13 @@ impl View {
                 };
                 buf.resize(ch * cw * 3, 0);
                 crop::resized_crop(src, h, w, bx, buf, ch, cw);
+            }
+            Some(Transform::RandomCrop { height, width, padding, reflect }) => {
+                (ch, cw) = (*height, *width);
+                let (_, &o) = steps.next().expect("peeked");
+                let (top, left) = (row[o + 1] as isize - *padding as isize, row[o + 2] as isize - *padding as isize);
+                buf.resize(ch * cw * 3, 0);
+                geometry::padded_crop(src, h, w, top, left, ch, cw, *reflect, buf);
             }
             Some(Transform::CenterCrop { .. }) => buf.clear(), // the source is read by the crop below
             _ => {
@@ -397,16 +517,39 @@ impl View {
                         if f.is_nan() {
                             continue;
                         }
-                        let f = f as f32;
                         chain.push(match which {
-                            0 => Pw::Brightness(f),
-                            1 => Pw::Contrast(f),
-                            2 => Pw::Saturation(f),
-                            _ => Pw::Hue(f),
+                            0 => Pw::Brightness(f as f32),
+                            1 => Pw::contrast(f),
+                            2 => Pw::saturation(f),
+                            _ => Pw::Hue(f as f32),
                         });
                     }
                 }
                 Transform::Grayscale => chain.push(Pw::Grayscale),
+                Transform::RandAugment { fill, .. } => {
+                    for op in row[o + 1..o + 1 + step.transform.n_fields()].chunks_exact(4) {
+                        let (k, m) = (op[0] as usize, op[3]);
+                        match randaug::pointwise(k, m) {
+                            Some(Some(pw)) => chain.push(pw),
+                            Some(None) => {}
+                            None => {
+                                if !chain.is_empty() {
+                                    run_chain(buf, &chain, Sink::InPlace);
+                                    chain.clear();
+                                }
+                                randaug::apply_spatial(k, m, buf, &mut scratch.tmp, oh, ow, *fill);
+                            }
+                        }
+                    }
+                }
+                Transform::Cutout { fill, .. } => {
+                    if !chain.is_empty() {
+                        run_chain(buf, &chain, Sink::InPlace);
+                        chain.clear();
+                    }
+                    let r = &row[o + 1..o + 5];
+                    randaug::fill_box(buf, ow, [r[0] as usize, r[1] as usize, r[2] as usize, r[3] as usize], *fill);
+                }
                 Transform::Solarize { threshold } => chain.push(Pw::Solarize(*threshold as f32)),
                 Transform::GaussianBlur { kernel, .. } => {
                     if !chain.is_empty() {
@@ -416,7 +559,7 @@ impl View {
                     let taps = blur::kernel(*kernel, row[o + 1]);
                     blur::gaussian_blur(buf, oh, ow, &taps, &mut scratch.blur);
                 }
-                Transform::RandomResizedCrop { .. } | Transform::Resize { .. } | Transform::CenterCrop { .. } => {
+                Transform::RandomResizedCrop { .. } | Transform::Resize { .. } | Transform::RandomCrop { .. } | Transform::CenterCrop { .. } => {
                     unreachable!("validated: geometry comes first")
                 }
             }
@@ -487,6 +630,7 @@ pub fn resolve_sizes(views: &[View], sources: &[Source<'_>]) -> OpResult<Vec<(us
         .map(|v| {
             let (h0, w0) = (sources[0].h, sources[0].w);
             let size = v.out_size(h0, w0);
+            sources.iter().try_for_each(|s| v.check_input(s.h, s.w))?;
             if !v.fixes_size() {
                 ensure(sources.iter().all(|s| (s.h, s.w) == (h0, w0)), "images", || {
                     "images of different sizes need a RandomResizedCrop, Resize or CenterCrop in every view".into()
@@ -685,6 +829,46 @@ mod tests {
         for i in 0..12 {
             views[0].check_row(&params[i * np..(i + 1) * np], sources[i].h, sources[i].w).unwrap();
         }
+    }
+
+    #[test]
+    fn randaugment_views_replay_and_run_the_same_in_parallel() {
+        let steps = vec![
+            Step { transform: Transform::RandomCrop { height: 12, width: 12, padding: 2, reflect: true }, p: None, shares_coin: false },
+            Step { transform: Transform::HorizontalFlip, p: Some(0.5), shares_coin: false },
+            Step { transform: Transform::RandAugment { num_ops: 3, magnitude: None, bins: 31, fill: [127; 3] }, p: None, shares_coin: false },
+            Step { transform: Transform::Cutout { max_fraction: 0.5, fill: [1, 2, 3] }, p: Some(0.7), shares_coin: false },
+        ];
+        let views = vec![View::new(steps, None).unwrap()];
+        assert_eq!(views[0].n_params(), 3 + 1 + 13 + 5);
+        let imgs: Vec<Vec<u8>> = (0..40).map(|k| image(12 + k % 5, 13 + k % 3)).collect();
+        let sources: Vec<Source> = imgs.iter().enumerate().map(|(k, d)| Source { data: d, h: 12 + k % 5, w: 13 + k % 3 }).collect();
+        let sizes = resolve_sizes(&views, &sources).unwrap();
+        let indices: Vec<u64> = (0..40).collect();
+        let draws = Draws { seed: 4, epoch: 1, indices: &indices };
+        let run = |parallel: bool, explicit: &[Option<Vec<f64>>]| {
+            let mut outs = vec![OutBuf::U8(vec![0; 40 * 3 * 144])];
+            let mut params = vec![vec![0.0; 40 * views[0].n_params()]];
+            augment_batch(&views, &sizes, &sources, &draws, explicit, 0..40, parallel, &mut outs, &mut params);
+            match outs.pop() {
+                Some(OutBuf::U8(o)) => (o, params.pop().unwrap()),
+                _ => unreachable!(),
+            }
+        };
+        let (serial, params) = run(false, &[None]);
+        let (parallel, _) = run(true, &[None]);
+        let (replayed, _) = run(true, &[Some(params.clone())]);
+        assert_eq!(serial, parallel);
+        assert_eq!(serial, replayed);
+        let np = views[0].n_params();
+        for i in 0..40 {
+            views[0].check_row(&params[i * np..(i + 1) * np], sources[i].h, sources[i].w).unwrap();
+        }
+        // a crop larger than the padded image, or reflection wider than the image, is refused
+        let small = [Source { data: &imgs[0], h: 4, w: 4 }];
+        assert_eq!(resolve_sizes(&views, &small).unwrap_err().arg, "images");
+        let bad = View::new(vec![Step { transform: Transform::RandAugment { num_ops: 1, magnitude: Some(31), bins: 31, fill: [0; 3] }, p: None, shares_coin: false }], None);
+        assert_eq!(bad.unwrap_err().arg, "magnitude");
     }
 
     #[test]
