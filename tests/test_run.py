@@ -428,8 +428,10 @@ def test_recipe_check_reports_each_rows_gain_per_dataset(tmp_path: Path, monkeyp
         tmp_path, ["rotnet"], candidate, steps=1, batch_size=8, seed=0, progress=False, shots=(10,), label_seeds=(0,), width=4, warmup_steps=0
     )
     assert set(gains) == {"rotnet", "rotnet@lr0.01"} and all(set(row) == {"digits", "photo_patches", "shapes"} for row in gains.values())
+    assert all(set(cell) == {"10"} for row in gains.values() for cell in row.values())
     report = json.loads((tmp_path / "shapes" / "compare.json").read_text())
     assert report["dataset"]["test_split"].startswith("validation") and report["dataset"]["test"] == 60
     assert report["results"]["rotnet@lr0.01"]["pretraining"]["lr"] == 0.01
-    table = recipe_check.gains_table({"a": {"digits": 0.1, "photo_patches": -0.2, "shapes": 0.05}})
-    assert "| a | +0.100 | -0.200 | +0.050 | -0.017 | 2 of 3 |" in table
+    table = recipe_check.gains_table({"a": {"digits": {"10": 0.1, "all": 0.0}, "photo_patches": {"10": -0.2, "all": 0.1}, "shapes": {"10": 0.05, "all": 0.2}}})
+    assert "| recipe | Δ digits, 10/class | Δ digits, all |" in table
+    assert "| a | +0.100 | +0.000 | -0.200 | +0.100 | +0.050 | +0.200 | +0.042 | 4 of 6 |" in table

@@ -36,14 +36,26 @@ class HelpFormatter(argparse.HelpFormatter):
         return text
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _parsed(kind: Callable[[str], Any], expected: str, ok: Callable[[Any], bool]) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` when ``ok`` holds for it, else "expected ``expected``"."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
+
+
+_positive = _parsed(int, "a positive integer", lambda v: v >= 1)
+_non_negative = _parsed(int, "an integer >= 0", lambda v: v >= 0)
+_positive_float = _parsed(float, "a positive number", lambda v: v > 0 and v != float("inf"))
+_finite_float = _parsed(float, "a finite number", lambda v: abs(v) != float("inf") and v == v)
+_fraction = _parsed(float, "a fraction between 0 and 1", lambda v: 0 < v < 1)
 
 
 def _seed_list(text: str) -> list[int]:
@@ -54,45 +66,6 @@ def _seed_list(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"expected distinct integer seeds, got {text!r}")
     return seeds
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _finite_float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {value}")
-    return value
 
 
 def cmd_show_pretext(args: argparse.Namespace) -> int:

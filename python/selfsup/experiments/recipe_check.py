@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from selfsup.data.labelled import HELD_OUT_SETS
+from selfsup.eval.protocol import shot_name
 from selfsup.experiments.compare import CompareConfig, compare, paired_differences, row_baseline
 from selfsup.run.recipe import Recipe
 
@@ -37,27 +38,32 @@ VALIDATION: dict[str, int] = {"digits": 297, "photo_patches": 294, "shapes": 300
 def check(
     out: Path, rows: Sequence[str], candidates: Mapping[str, Recipe], *, steps: int, batch_size: int, seed: int, progress: bool,
     **compare_options: Any,
-) -> dict[str, dict[str, float]]:
-    """Per row and data set, the paired gain over random init at 10 labels per class
-    (``compare_options``: further :class:`~selfsup.experiments.compare.CompareConfig` fields)."""
-    gains: dict[str, dict[str, float]] = {}
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per row, data set and shot (``"10"`` and ``"all"`` labels per class), the gain of the
+    linear probe over random init, paired by label seed (``compare_options``: further
+    :class:`~selfsup.experiments.compare.CompareConfig` fields)."""
+    gains: dict[str, dict[str, dict[str, float]]] = {}
     for dataset in HELD_OUT_SETS:
         config = CompareConfig(
             steps=steps, batch_size=batch_size, seed=seed, dataset=dataset, validation=VALIDATION[dataset], **compare_options
         )
         report = compare(out / dataset, [*rows, *candidates], config, progress=progress, recipes=candidates)
+        shots = [shot_name(s) for s in config.shots]
         for name, table in report["results"].items():
             baseline = row_baseline(report["results"], table)
             if baseline is not None:
-                gains.setdefault(name, {})[dataset] = float(paired_differences(table, baseline, "10").mean())
+                gains.setdefault(name, {})[dataset] = {shot: float(paired_differences(table, baseline, shot).mean()) for shot in shots}
     return gains
 
 
-def gains_table(gains: Mapping[str, Mapping[str, float]]) -> str:
+def gains_table(gains: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """Markdown: per row, the gain at each data set and shot, their mean and how many are gains."""
     datasets = list(HELD_OUT_SETS)
-    lines = ["| recipe | " + " | ".join(f"Δ {d}" for d in datasets) + " | mean | sets with a gain |", "|---" * (len(datasets) + 3) + "|"]
+    shots = list(next(iter(next(iter(gains.values())).values())))
+    columns = [f"Δ {d}, {s if s == 'all' else s + '/class'}" for d in datasets for s in shots]
+    lines = ["| recipe | " + " | ".join(columns) + " | mean | gains |", "|---" * (len(columns) + 3) + "|"]
     for name, row in gains.items():
-        values = [row[d] for d in datasets]
+        values = [row[d][s] for d in datasets for s in shots]
         wins = sum(v > 0 for v in values)
         cells = " | ".join(f"{v:+.3f}" for v in values)
         lines.append(f"| {name} | {cells} | {sum(values) / len(values):+.3f} | {wins} of {len(values)} |")
