@@ -284,6 +284,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     config = CompareConfig(
         steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed, dataset=args.dataset, validation=args.validation,
+        device=args.device,
     )
     for name in methods or []:
         try:
@@ -513,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation", type=_positive, default=0, metavar="N",
         help="choose recipes without the held-out split: probe on N training images held out of pretraining instead",
     )
+    comparison.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
     comparison.add_argument("--quiet", action="store_true", help="no progress lines")
     comparison.set_defaults(run=cmd_compare)
 

@@ -18,7 +18,7 @@ from selfsup.models.inputs import images_to_tensor
 from selfsup.models.lightness import input_channels, lightness, lightness_to_tensor
 
 
-def backbone_inputs(backbone: nn.Module, images: npt.NDArray[np.uint8], device: str = "cpu") -> torch.Tensor:
+def backbone_inputs(backbone: nn.Module, images: npt.NDArray[np.uint8], device: str | torch.device = "cpu") -> torch.Tensor:
     """What ``backbone`` expects of uint8 images: the standardised pixels, or for a backbone whose
     first convolution takes one channel and RGB images, their CIE L (a colorization backbone)."""
     if images.ndim == 4 and images.shape[-1] == 3 and input_channels(backbone) == 1:
@@ -27,9 +27,14 @@ def backbone_inputs(backbone: nn.Module, images: npt.NDArray[np.uint8], device: 
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, images: npt.NDArray[np.uint8], batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
-    """Backbone features ``(N, out_dim)`` of uint8 images (see :func:`backbone_inputs`), in eval
-    mode (BatchNorm running stats)."""
+def extract_features(
+    backbone: nn.Module, images: npt.NDArray[np.uint8], batch_size: int = 256, device: str | torch.device | None = None
+) -> torch.Tensor:
+    """Backbone features ``(N, out_dim)`` on the CPU of uint8 images (see :func:`backbone_inputs`),
+    in eval mode (BatchNorm running stats), computed on ``device`` (default: where the backbone's
+    parameters are)."""
+    if device is None:
+        device = next(iter(backbone.parameters()), torch.empty(0)).device
     was_training = backbone.training
     backbone.eval()
     try:

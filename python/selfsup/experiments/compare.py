@@ -43,7 +43,7 @@ from selfsup import plugins
 from selfsup.data import validation_splits
 from selfsup.data.labelled import HELD_OUT_SETS
 from selfsup.eval.protocol import extract_features, probe_table, shot_name
-from selfsup.run.build import method_and_recipe
+from selfsup.run.build import method_and_recipe, resolve_device
 from selfsup.run.recipe import Recipe
 from selfsup.training import TrainConfig, Trainer
 from selfsup.training.memory import PeakMemory
@@ -76,6 +76,8 @@ class CompareConfig:
     shots: tuple[int | None, ...] = (10, None)
     label_seeds: tuple[int, ...] = (0, 1, 2)
     warmup_steps: int = 5
+    device: str = "cpu"
+    """Where pretraining runs: ``cpu``, ``cuda``, ``cuda:K`` or ``auto`` (CUDA when present)."""
     validation: int = 0
     """0: probe on the held-out test split (what a report shows). N > 0: hold N seeded training
     images out as the test split and pretrain and fit probes on the rest
@@ -166,6 +168,7 @@ def compare(
     """
     config = config or CompareConfig()
     config.validate()
+    device = resolve_device(config.device)
     registry = plugins.registry()
     names = list(methods) if methods is not None else [m for m in PRETEXT_ROWS if m in registry.entries["methods"]]
     if not names or len(set(names)) != len(names):
@@ -210,6 +213,7 @@ def compare(
         train_config = TrainConfig(
             steps=config.steps, batch_size=config.batch_size, lr=recipe.lr, weight_decay=recipe.weight_decay,
             optimizer=recipe.optimizer, warmup_steps=config.warmup_steps, seed=config.seed, log_every=max(1, config.steps // 10),
+            device=device,
             checkpoint_every=config.steps, progress=progress,
         )
         metadata = {

@@ -3,6 +3,7 @@ source, the backbone, the device and the :class:`~selfsup.training.Trainer`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -70,6 +71,8 @@ def resolve_device(device: str) -> str:
     Raises:
         ConfigError: CUDA asked for but absent, or no GPU ``K``.
     """
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", device):
+        raise ConfigError(f"device: expected auto, cpu, cuda or cuda:K, got {device!r}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
