@@ -39,8 +39,8 @@ def accuracy_plot(
         x, _ = xy(i, lo)
         pen.text((x - 8, top + plot_h + 8), shot, fill="black")
     pen.text((left + plot_w // 2 - 50, height - 22), "labels per class", fill="black")
-    pen.text((8, top - 16), "held-out accuracy", fill="black")
-    pen.text((left, 12), title, fill="black")
+    pen.text((8, top - 20), "held-out accuracy", fill="black")
+    pen.text((left, 4), title, fill="black")
     for n, (name, points) in enumerate(series.items()):
         colour = COLOURS[n % len(COLOURS)]
         coords = [xy(i, points[s]) for i, s in enumerate(shots)]
