@@ -805,30 +805,40 @@ mod tests {
         let views = vec![View::new(steps, Some(([0.5; 3], [0.25; 3]))).unwrap()];
         let imgs: Vec<Vec<u8>> = (0..12).map(|k| image(15 + k, 19 + 2 * k)).collect();
         let sources: Vec<Source> = imgs.iter().enumerate().map(|(k, d)| Source { data: d, h: 15 + k, w: 19 + 2 * k }).collect();
-        let sizes = resolve_sizes(&views, &sources).unwrap();
-        assert_eq!(sizes, vec![(12, 12)]);
-        let indices: Vec<u64> = (0..12).collect();
-        let draws = Draws { seed: 9, epoch: 0, indices: &indices };
-        let run = |parallel: bool, explicit: &[Option<Vec<f64>>]| {
-            let mut outs = vec![OutBuf::F32(vec![0.0; 12 * 3 * 144])];
-            let mut params = vec![vec![0.0; 12 * views[0].n_params()]];
-            augment_batch(&views, &sizes, &sources, &draws, explicit, 0..12, parallel, &mut outs, &mut params);
-            match outs.pop() {
-                Some(OutBuf::F32(o)) => (o, params.pop().unwrap()),
-                _ => unreachable!(),
-            }
-        };
-        let (serial, params) = run(false, &[None]);
-        let (parallel, _) = run(true, &[None]);
-        let (replayed, _) = run(true, &[Some(params.clone())]);
-        assert_eq!(serial, parallel);
-        assert_eq!(serial, replayed);
+        assert_eq!(resolve_sizes(&views, &sources).unwrap(), vec![(12, 12)]);
+        let params = serial_parallel_replay(&views, &sources, 9, 0, || OutBuf::F32(vec![0.0; 12 * 3 * 144]));
         let np = views[0].n_params();
         let erased: usize = (0..12).map(|i| params[i * np + 7..i * np + 9].iter().product::<f64>() as usize).sum();
         assert!(erased > 0);
-        for i in 0..12 {
-            views[0].check_row(&params[i * np..(i + 1) * np], sources[i].h, sources[i].w).unwrap();
+    }
+
+    /// Runs the one-view pipeline `views` over `sources` serially, in parallel, and in parallel
+    /// replaying the parameters the serial run drew; asserts the three outputs are equal and every
+    /// parameter row is valid, and returns the drawn parameters.
+    fn serial_parallel_replay(views: &[View], sources: &[Source], seed: u64, epoch: u64, blank: impl Fn() -> OutBuf) -> Vec<f64> {
+        let sizes = resolve_sizes(views, sources).unwrap();
+        let n = sources.len();
+        let indices: Vec<u64> = (0..n as u64).collect();
+        let draws = Draws { seed, epoch, indices: &indices };
+        let run = |parallel: bool, explicit: &[Option<Vec<f64>>]| {
+            let mut outs = vec![blank()];
+            let mut params = vec![vec![0.0; n * views[0].n_params()]];
+            augment_batch(views, &sizes, sources, &draws, explicit, 0..n, parallel, &mut outs, &mut params);
+            (outs.pop().unwrap(), params.pop().unwrap())
+        };
+        let (serial, params) = run(false, &[None]);
+        for (other, _) in [run(true, &[None]), run(true, &[Some(params.clone())])] {
+            match (&serial, &other) {
+                (OutBuf::F32(a), OutBuf::F32(b)) => assert_eq!(a, b),
+                (OutBuf::U8(a), OutBuf::U8(b)) => assert_eq!(a, b),
+                _ => unreachable!(),
+            }
         }
+        let np = views[0].n_params();
+        for (i, source) in sources.iter().enumerate() {
+            views[0].check_row(&params[i * np..(i + 1) * np], source.h, source.w).unwrap();
+        }
+        params
     }
 
     #[test]
@@ -843,27 +853,7 @@ mod tests {
         assert_eq!(views[0].n_params(), 3 + 1 + 13 + 5);
         let imgs: Vec<Vec<u8>> = (0..40).map(|k| image(12 + k % 5, 13 + k % 3)).collect();
         let sources: Vec<Source> = imgs.iter().enumerate().map(|(k, d)| Source { data: d, h: 12 + k % 5, w: 13 + k % 3 }).collect();
-        let sizes = resolve_sizes(&views, &sources).unwrap();
-        let indices: Vec<u64> = (0..40).collect();
-        let draws = Draws { seed: 4, epoch: 1, indices: &indices };
-        let run = |parallel: bool, explicit: &[Option<Vec<f64>>]| {
-            let mut outs = vec![OutBuf::U8(vec![0; 40 * 3 * 144])];
-            let mut params = vec![vec![0.0; 40 * views[0].n_params()]];
-            augment_batch(&views, &sizes, &sources, &draws, explicit, 0..40, parallel, &mut outs, &mut params);
-            match outs.pop() {
-                Some(OutBuf::U8(o)) => (o, params.pop().unwrap()),
-                _ => unreachable!(),
-            }
-        };
-        let (serial, params) = run(false, &[None]);
-        let (parallel, _) = run(true, &[None]);
-        let (replayed, _) = run(true, &[Some(params.clone())]);
-        assert_eq!(serial, parallel);
-        assert_eq!(serial, replayed);
-        let np = views[0].n_params();
-        for i in 0..40 {
-            views[0].check_row(&params[i * np..(i + 1) * np], sources[i].h, sources[i].w).unwrap();
-        }
+        serial_parallel_replay(&views, &sources, 4, 1, || OutBuf::U8(vec![0; 40 * 3 * 144]));
         // a crop larger than the padded image, or reflection wider than the image, is refused
         let small = [Source { data: &imgs[0], h: 4, w: 4 }];
         assert_eq!(resolve_sizes(&views, &small).unwrap_err().arg, "images");
