@@ -7,7 +7,7 @@ one-line error and exit status 2, before anything is written.
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,8 +53,8 @@ def _parsed(kind: Callable[[str], Any], expected: str, ok: Callable[[Any], bool]
 
 _positive = _parsed(int, "a positive integer", lambda v: v >= 1)
 _non_negative = _parsed(int, "an integer >= 0", lambda v: v >= 0)
-_positive_float = _parsed(float, "a positive number", lambda v: v > 0 and v != float("inf"))
-_finite_float = _parsed(float, "a finite number", lambda v: abs(v) != float("inf") and v == v)
+_positive_float = _parsed(float, "a positive number", lambda v: v > 0 and math.isfinite(v))
+_finite_float = _parsed(float, "a finite number", math.isfinite)
 _fraction = _parsed(float, "a fraction between 0 and 1", lambda v: 0 < v < 1)
 
 
@@ -223,7 +223,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from selfsup.eval.protocol import extract_features, format_table, probe_table
     from selfsup.run.restore import random_init_backbone
-    from selfsup.viz.plot import accuracy_plot
+    from selfsup.viz.plot import probe_plot
 
     backbone, state = _checkpoint_backbone(args)
     data = _eval_data(args, state)
@@ -232,9 +232,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows: dict[str, Any] = {}
     for name, module in (("random init", random_init_backbone(state, args.checkpoint)), (Path(args.checkpoint).parent.name or args.checkpoint, backbone)):
         module = module.to(device)
-        rows[name] = probe_table(
-            extract_features(module, train.images, device=device), train.labels, extract_features(module, test.images, device=device), test.labels
-        )
+        rows[name] = probe_table(extract_features(module, train.images), train.labels, extract_features(module, test.images), test.labels)
     print(f"held-out linear probe (mean ± std over 3 label seeds) and kNN on {data.name}: {len(train.labels)} train / {len(test.labels)} test images, {len(data.classes)} classes")
     print(format_table(rows))
     if args.out:
@@ -242,16 +240,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         report = {"checkpoint": str(args.checkpoint), "data": data.name, "train": len(train.labels), "test": len(test.labels), "results": rows}
         (out / "report.json").write_text(json.dumps(report, indent=2))
-        series = {name: {s: v["mean"] for s, v in table["linear"].items()} for name, table in rows.items()}
-        errors = {name: {s: v["std"] for s, v in table["linear"].items()} for name, table in rows.items()}
-        accuracy_plot(series, out / "probe.png", title=f"held-out linear probe on {data.name}", errors=errors)
+        probe_plot(rows, out / "probe.png", title=f"held-out linear probe on {data.name}")
         print(f"wrote {out / 'report.json'} and {out / 'probe.png'}")
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    import copy
-
     import torch
 
     from selfsup.eval import labeled_subset
@@ -268,7 +262,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     config = FineTuneConfig(epochs=args.epochs, lr=args.lr, seed=args.seed)
     scratch_backbone = random_init_backbone(state, args.checkpoint)
     torch.manual_seed(args.seed)
-    model, _ = finetune(copy.deepcopy(backbone), images, labels, classes, config)
+    model, _ = finetune(backbone, images, labels, classes, config)
     torch.manual_seed(args.seed)
     scratch, _ = train_from_scratch(scratch_backbone, images, labels, classes, config)
     print(f"{data.name}: {len(chosen)} labels, {args.epochs} epochs, accuracy on {len(test.labels)} held-out images:")

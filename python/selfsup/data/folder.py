@@ -8,13 +8,16 @@ import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from selfsup.ops.decode import DecodeError, decode_images
 from selfsup.ops.decode import Source as EncodedImage
+
+if TYPE_CHECKING:
+    from selfsup.data.pipeline import Source
 
 U8Array = npt.NDArray[np.uint8]
 IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
@@ -350,14 +353,26 @@ def load_folder_array(root: str | os.PathLike[str], size: int, *, batch: int = 2
     if size < 1:
         raise ValueError(f"size: expected a positive int, got {size}")
     folder = ImageFolder(root, gray="rgb")
-    chunks: list[U8Array] = []
-    for start in range(0, len(folder), batch):
-        loaded = folder.load(range(start, min(start + batch, len(folder))))
-        if loaded.images:
-            chunks.append(center_squares(loaded.images, size))
-    if not chunks:
+    images, _ = source_squares(folder, size, batch=batch)
+    if images is None:
         raise ValueError(f"root: none of the {len(folder)} image files under {str(folder.root)!r} could be decoded")
-    return np.concatenate(chunks), folder
+    return images, folder
+
+
+def source_squares(source: Source, size: int, *, batch: int = 256) -> tuple[U8Array | None, list[int]]:
+    """Every readable sample of ``source`` as
+    :func:`center_squares` of side ``size``, RGB (grey images repeated over three channels), and
+    their targets, decoded ``batch`` at a time; ``(None, [])`` when none could be read. Unreadable
+    samples are left out (and recorded by the source)."""
+    chunks: list[U8Array] = []
+    targets: list[int] = []
+    for start in range(0, len(source), batch):
+        loaded = source.load(range(start, min(start + batch, len(source))))
+        if loaded.images:
+            rgb = [np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3] for image in loaded.images]
+            chunks.append(center_squares(rgb, size))
+            targets += loaded.targets
+    return (np.concatenate(chunks) if chunks else None), targets
 
 
 def center_squares(images: Sequence[U8Array], size: int) -> U8Array:

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from selfsup.data.digits import Split, Splits, load_digits
-from selfsup.data.folder import center_squares
+from selfsup.data.folder import source_squares
 from selfsup.data.photo_patches import load_photo_patches
 from selfsup.data.shapes import load_shapes
 from selfsup.data.sources import open_data
@@ -47,16 +47,10 @@ def source_array(source: Any, size: int, *, batch: int = 256) -> tuple[npt.NDArr
     images = getattr(source, "images", None)
     if isinstance(images, np.ndarray) and images.shape[1:3] == (size, size) and images.shape[-1] == 3:
         return images, np.asarray(source.targets, dtype=np.int64)
-    chunks, labels = [], []
-    for start in range(0, len(source), batch):
-        loaded = source.load(range(start, min(start + batch, len(source))))
-        if loaded.images:
-            rgb = [np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3] for image in loaded.images]
-            chunks.append(center_squares(rgb, size))
-            labels += loaded.targets
-    if not chunks:
+    decoded, labels = source_squares(source, size, batch=batch)
+    if decoded is None:
         raise ValueError(f"data: none of the {len(source)} samples could be decoded")
-    return np.concatenate(chunks), np.asarray(labels, dtype=np.int64)
+    return decoded, np.asarray(labels, dtype=np.int64)
 
 
 def stratified_split(labels: npt.ArrayLike, fraction: float, seed: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

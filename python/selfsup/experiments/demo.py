@@ -21,7 +21,7 @@ from selfsup import plugins
 from selfsup.data import load_digits
 from selfsup.eval.protocol import extract_features, format_table, probe_table
 from selfsup.run.build import build_trainer, resolve_run
-from selfsup.viz.plot import accuracy_plot
+from selfsup.viz.plot import probe_plot
 
 DEMO_BUDGETS: dict[str, dict[str, Any]] = {
     "simclr": {"steps": 150, "batch_size": 128, "weight_decay": 5e-4, "warmup_steps": 10, "checkpoint_every": 50},
@@ -67,7 +67,5 @@ def run_demo(out_dir: Path, methods: tuple[str, ...] = ("simclr", "rotnet"), pro
         report["results"][name] = table
     (out_dir).mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-    series = {name: {s: v["mean"] for s, v in table["linear"].items()} for name, table in report["results"].items()}
-    errors = {name: {s: v["std"] for s, v in table["linear"].items()} for name, table in report["results"].items()}
-    accuracy_plot(series, out_dir / "probe.png", title="sklearn digits: held-out linear probe, mean ± std of 3 label seeds", errors=errors)
+    probe_plot(report["results"], out_dir / "probe.png", title="sklearn digits: held-out linear probe, mean ± std of 3 label seeds")
     return report

@@ -3,7 +3,6 @@ source, the backbone, the device and the :class:`~selfsup.training.Trainer`."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +18,7 @@ from selfsup.data import ArraySource, Source
 from selfsup.data.sources import open_data
 from selfsup.methods.base import Method
 from selfsup.models.external import external_backbone, is_external
-from selfsup.run.config import ConfigError, RunConfig, resolve
+from selfsup.run.config import DEVICE, ConfigError, RunConfig, resolve
 from selfsup.run.recipe import Recipe
 from selfsup.training import TrainConfig, Trainer
 
@@ -71,7 +70,7 @@ def resolve_device(device: str) -> str:
     Raises:
         ConfigError: CUDA asked for but absent, or no GPU ``K``.
     """
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", device):
+    if not DEVICE.fullmatch(device):
         raise ConfigError(f"device: expected auto, cpu, cuda or cuda:K, got {device!r}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -187,4 +186,7 @@ def build_trainer(
     metadata = {
         "backbone": backbone_spec, "method_options": options, "data": config.data, "image_size": size, "run": asdict(config),
     }
-    return Trainer(method, source, train_config, Path(config.out), metadata=metadata, image_size=config.image_size if from_files else None)
+    return Trainer(
+        method, source, train_config, Path(config.out), metadata=metadata, image_size=config.image_size if from_files else None,
+        run_files={"config.toml": config.to_toml()},
+    )

@@ -37,6 +37,8 @@ else:  # pragma: no cover - Python 3.10
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 LOGGERS: tuple[str, ...] = ("jsonl", "tensorboard")
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+"""The device strings a run takes."""
 SMALL_RESNET_WIDTH = 16
 """The ``small_resnet`` width a run gets unless it sets one: the width every table in docs/ used."""
 
@@ -112,7 +114,7 @@ class RunConfig:
                 raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.warmup_steps is not None and not 0 <= self.warmup_steps <= self.steps:
             raise ConfigError(f"warmup_steps: expected 0 to steps ({self.steps}), got {self.warmup_steps}")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+        if not DEVICE.fullmatch(self.device):
             raise ConfigError(f"device: expected auto, cpu, cuda or cuda:K, got {self.device!r}")
         unknown = sorted(set(self.log) - set(LOGGERS))
         if unknown:

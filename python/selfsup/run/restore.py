@@ -29,14 +29,13 @@ def backbone_spec(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
     return {"name": spec["name"], "options": dict(spec.get("options") or {})}
 
 
-def backbone_from_state(state: dict[str, Any], path: str | Path, backbone: nn.Module | None = None) -> nn.Module:
-    """The trained backbone of a loaded checkpoint ``state``: built from its recorded name and
-    options (or ``backbone``, for a run that trained the caller's own module), prepared as its
-    method trained it, with the trained weights loaded strictly.
+def architecture(state: dict[str, Any], path: str | Path, backbone: nn.Module | None = None) -> nn.Module:
+    """The backbone a checkpoint trained, untrained: built from its recorded name and options (or
+    ``backbone``, for a run that trained the caller's own module) and prepared as its method trains
+    it (unchanged when the method's plugin is not installed).
 
     Raises:
-        ValueError: no recorded backbone, a user module's run without ``backbone``, weights that do
-            not fit.
+        ValueError: no recorded backbone, or a user module's run without ``backbone``.
     """
     spec = backbone_spec(state, path)
     if backbone is None:
@@ -50,27 +49,40 @@ def backbone_from_state(state: dict[str, Any], path: str | Path, backbone: nn.Mo
     prepare = getattr(method_cls, "prepare_backbone", None)
     if prepare is not None:
         backbone = prepare(backbone, **state.get("metadata", {}).get("method_options", {}))
-    weights = {k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")}
+    assert isinstance(backbone, nn.Module)
+    return backbone
+
+
+def load_weights(backbone: nn.Module, weights: dict[str, Any], path: str | Path, name: str) -> nn.Module:
+    """``backbone`` with ``weights`` loaded strictly.
+
+    Raises:
+        ValueError: weights that do not fit (names the backbone and the first mismatch).
+    """
     try:
         backbone.load_state_dict(weights)
     except RuntimeError as error:
-        raise ValueError(f"checkpoint: the weights of {path} do not fit its backbone {spec['name']} ({str(error).splitlines()[0]})") from None
-    assert isinstance(backbone, nn.Module)
+        raise ValueError(f"checkpoint: the weights of {path} do not fit {name} ({str(error).splitlines()[0]})") from None
     return backbone
+
+
+def backbone_from_state(state: dict[str, Any], path: str | Path, backbone: nn.Module | None = None) -> nn.Module:
+    """The trained backbone of a loaded checkpoint ``state``: :func:`architecture` with the trained
+    weights loaded strictly.
+
+    Raises:
+        ValueError: no recorded backbone, a user module's run without ``backbone``, weights that do
+            not fit.
+    """
+    weights = {k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")}
+    return load_weights(architecture(state, path, backbone), weights, path, f"its backbone {backbone_spec(state, path)['name']}")
 
 
 def random_init_backbone(state: dict[str, Any], path: str | Path) -> nn.Module:
     """The architecture of a checkpoint's backbone, untrained, initialised as the run was
     (``torch.manual_seed`` of its seed first) and prepared as its method trains it."""
-    spec = backbone_spec(state, path)
     torch.manual_seed(int(state.get("config", {}).get("seed", 0)))
-    backbone = build_backbone(spec["name"], spec["options"])
-    try:
-        method_cls = plugins.get("methods", state["method"])
-    except (plugins.UnknownNameError, KeyError):
-        return backbone
-    prepared: nn.Module = method_cls.prepare_backbone(backbone, **state.get("metadata", {}).get("method_options", {}))
-    return prepared
+    return architecture(state, path)
 
 
 def load_backbone(checkpoint: str | Path, *, backbone: nn.Module | None = None, device: str = "cpu") -> nn.Module:
@@ -94,16 +106,14 @@ def load_backbone(checkpoint: str | Path, *, backbone: nn.Module | None = None, 
 
 def backbone_from_export(state: dict[str, Any], path: str | Path, backbone: nn.Module | None = None) -> nn.Module:
     """The backbone of a file written by ``selfsup export`` (formats selfsup, torchvision, timm)."""
-    architecture = state.get("architecture")
-    if not isinstance(architecture, dict) or not isinstance(architecture.get("name"), str):
+    recorded = state.get("architecture")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("name"), str):
         raise ValueError(f"checkpoint: {path} is an export without its architecture")
     if backbone is None:
-        backbone = build_backbone(architecture["name"], dict(architecture.get("options") or {}))
-    try:
-        backbone.load_state_dict(state["state_dict"])
-    except (RuntimeError, KeyError) as error:
-        raise ValueError(f"checkpoint: the weights of {path} do not fit {architecture['name']} ({str(error).splitlines()[0]})") from None
-    return backbone
+        backbone = build_backbone(recorded["name"], dict(recorded.get("options") or {}))
+    if not isinstance(state.get("state_dict"), dict):
+        raise ValueError(f"checkpoint: {path} is an export without its state_dict")
+    return load_weights(backbone, state["state_dict"], path, recorded["name"])
 
 
 def load_method(checkpoint: str | Path) -> tuple[Method, dict[str, Any]]:

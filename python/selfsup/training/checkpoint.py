@@ -7,19 +7,22 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Calls ``write`` on a temporary file beside ``path``, flushes it to disk, renames it over
+    ``path`` and syncs the folder: a kill at any moment leaves the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -34,21 +37,13 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    return atomic_write(path, lambda handle: torch.save(state, handle))
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Writes ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Writes ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def load_state_file(path: str | Path) -> dict[str, Any]:

@@ -107,7 +107,9 @@ class Trainer:
     :meth:`~selfsup.methods.base.Method.bind_dataset` is called first.
 
     ``image_size`` is the side that decoded images of different sizes are brought to for methods
-    that do not cut their own crops from originals (``Method.takes_originals``).
+    that do not cut their own crops from originals (``Method.takes_originals``). ``run_files``
+    (name → text, such as the run's ``config.toml``) are written atomically into ``out_dir`` when
+    training starts (rank 0), not before: a run refused at resume leaves the folder as it was.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class Trainer:
         metadata: dict[str, Any] | None = None,
         labels: npt.NDArray[np.int64] | None = None,
         image_size: int | None = None,
+        run_files: dict[str, str] | None = None,
     ) -> None:
         config.validate()
         if isinstance(data, np.ndarray):
@@ -153,6 +156,7 @@ class Trainer:
         self.sampler = StepBatchSampler(len(self.source), config.batch_size, seed=config.seed, rank=self.rank, world=self.world)
         self.config = config
         self.out_dir = Path(out_dir)
+        self.run_files = dict(run_files or {})
         self.metadata = {**(metadata or {}), "dataset_size": len(self.source)}
         """Saved with every checkpoint (e.g. the backbone's name and options, for ``export``; the
         dataset size that :meth:`Method.bind_dataset` saw, so a loader can rebuild per-sample state)."""
@@ -264,10 +268,9 @@ class Trainer:
         start = time.perf_counter()
         metrics_name = "metrics.jsonl" if self.rank == 0 else f"metrics.rank{self.rank}.jsonl"
         self._tidy_run_folder(self.out_dir / metrics_name)
-        if self.rank == 0 and "run" in self.metadata:
-            from selfsup.run.config import dumps_toml
-
-            atomic_write_text(self.out_dir / "config.toml", dumps_toml(self.metadata["run"]))
+        if self.rank == 0:
+            for name, text in self.run_files.items():
+                atomic_write_text(self.out_dir / name, text)
         progress = Progress(self.method.name, c.steps, start=self.step) if c.progress and self.rank == 0 else None
         first_step = self.step
         batches = iter(self.loader())
@@ -328,7 +331,7 @@ class Trainer:
         device = torch.device(c.device)
         dtype = torch.float16 if c.amp == "fp16" else torch.bfloat16
         seen = 0
-        with open(self.out_dir / metrics_name, "a") as metrics_file, closing_writer(self._tensorboard()) as board:
+        with open(self.out_dir / metrics_name, "a") as metrics_file, self._tensorboard() or contextlib.nullcontext() as board:
             while self.step < c.steps:
                 totals: dict[str, float] = {}
                 for _ in range(c.accumulate):
@@ -371,16 +374,6 @@ class Trainer:
                     progress.update(self.step, totals["loss"], rate)
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
                     self.save()
-
-
-@contextlib.contextmanager
-def closing_writer(writer: Any) -> Iterator[Any]:
-    """``writer`` (or None), closed on the way out."""
-    try:
-        yield writer
-    finally:
-        if writer is not None:
-            writer.close()
 
 
 def steps_for(epochs: float, dataset_size: int, batch_size: int) -> int:

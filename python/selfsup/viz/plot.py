@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -61,3 +62,11 @@ def accuracy_plot(
     image.save(tmp, format="PNG")
     tmp.replace(path)
     return path
+
+
+def probe_plot(rows: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
+    """:func:`accuracy_plot` of probe tables (:func:`selfsup.eval.protocol.probe_table`): each
+    row's mean linear-probe accuracy per labels per class, its std over label seeds as error bars."""
+    series = {name: {shot: cell["mean"] for shot, cell in table["linear"].items()} for name, table in rows.items()}
+    errors = {name: {shot: cell["std"] for shot, cell in table["linear"].items()} for name, table in rows.items()}
+    return accuracy_plot(series, path, title=title, errors=errors)
