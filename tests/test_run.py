@@ -435,3 +435,25 @@ def test_recipe_check_reports_each_rows_gain_per_dataset(tmp_path: Path, monkeyp
     table = recipe_check.gains_table({"a": {"digits": {"10": 0.1, "all": 0.0}, "photo_patches": {"10": -0.2, "all": 0.1}, "shapes": {"10": 0.05, "all": 0.2}}})
     assert "| recipe | Δ digits, 10/class | Δ digits, all |" in table
     assert "| a | +0.100 | +0.000 | -0.200 | +0.100 | +0.050 | +0.200 | +0.042 | 4 of 6 |" in table
+
+
+def test_hostile_config_and_export_files_are_refused(tmp_path: Path):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"method = \"rotnet\"\n\xff\xfe\x00junk")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings(binary)
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings(folder)
+    from selfsup.training import save_checkpoint
+
+    for envelope, message in (
+        ({"format": "selfsup-backbone", "state_dict": {}}, "an export without its architecture"),
+        ({"format": "selfsup-backbone", "architecture": {"name": "small_resnet", "options": {"width": 4}}, "state_dict": [1, 2]}, "without its state_dict"),
+        ({"format": "selfsup-backbone", "architecture": {"name": "small_resnet", "options": {"width": 4}}, "state_dict": {"x": torch.zeros(1)}}, "do not fit small_resnet"),
+        ({"something": 1}, "neither a selfsup checkpoint nor an exported backbone"),
+    ):
+        save_checkpoint(envelope, tmp_path / "e.pt")
+        with pytest.raises(ValueError, match=message):
+            selfsup.load_backbone(tmp_path / "e.pt")
