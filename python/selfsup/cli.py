@@ -68,6 +68,19 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+SEMI_METHODS = ("supervised", "fixmatch", "uda", "mixmatch", "s4l", "sla", "simclr>supervised", "simclr>fixmatch")
+"""The rows of ``compare-semi`` (:data:`selfsup.experiments.semi.METHODS`, without importing torch)."""
+
+
+def _dataset_list(text: str) -> str:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    known = ("digits", "photo_patches", "shapes")
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names among {', '.join(known)}, got {text!r}")
+    return ",".join(names)
+
+
 def cmd_show_pretext(args: argparse.Namespace) -> int:
     from selfsup.data import PHOTO_NAMES
     from selfsup.viz.pretext import show_pretext
@@ -218,6 +231,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classifier_accuracy(checkpoint: str, images: Any, labels: Any, classes: int, device: str) -> tuple[float, bool] | None:
+    """A semi-supervised run's own classifier on the held-out split (EMA weights where it kept
+    them) and whether they were the EMA's; None for other methods or another number of classes."""
+    import numpy as np
+
+    from selfsup import plugins
+    from selfsup.run.restore import load_method
+    from selfsup.training.checkpoint import load_checkpoint
+
+    name = load_checkpoint(checkpoint).get("method")
+    found = plugins.registry().find("methods", str(name))
+    if found is None or not getattr(found.obj, "semi_supervised", False):
+        return None
+    method, _ = load_method(checkpoint)
+    if getattr(method, "classes", None) != classes:
+        print(f"the run's own classifier has {getattr(method, 'classes', None)} classes and the data {classes}: not scored")
+        return None
+    predicted = method.to(device).predict(images)  # type: ignore[operator]
+    return float(np.mean(predicted == labels)), getattr(method, "ema", None) is not None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
@@ -235,10 +269,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         rows[name] = probe_table(extract_features(module, train.images), train.labels, extract_features(module, test.images), test.labels)
     print(f"held-out linear probe (mean ± std over 3 label seeds) and kNN on {data.name}: {len(train.labels)} train / {len(test.labels)} test images, {len(data.classes)} classes")
     print(format_table(rows))
+    classifier = _classifier_accuracy(args.checkpoint, test.images, test.labels, len(data.classes), device)
+    if classifier is not None:
+        print(f"the run's own classifier{' (its EMA)' if classifier[1] else ''}: held-out accuracy {classifier[0]:.3f}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         report = {"checkpoint": str(args.checkpoint), "data": data.name, "train": len(train.labels), "test": len(test.labels), "results": rows}
+        if classifier is not None:
+            report["classifier_accuracy"] = classifier[0]
         (out / "report.json").write_text(json.dumps(report, indent=2))
         probe_plot(rows, out / "probe.png", title=f"held-out linear probe on {data.name}")
         print(f"wrote {out / 'report.json'} and {out / 'probe.png'}")
@@ -295,6 +334,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     report = compare(Path(args.out), methods, config, progress=not args.quiet)
     print(markdown_table(report))
     print(f"wrote {Path(args.out) / 'compare.md'} and {Path(args.out) / 'compare.json'}")
+    return 0
+
+
+def cmd_compare_semi(args: argparse.Namespace) -> int:
+    from selfsup import plugins
+    from selfsup.experiments.semi import SemiConfig, run
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    for spec in methods:
+        for name in spec.split(">"):
+            try:
+                plugins.get("methods", name)
+            except plugins.UnknownNameError as error:
+                raise UsageError(f"--methods: {error}") from None
+        if not getattr(plugins.get("methods", spec.rpartition(">")[2]), "semi_supervised", False):
+            raise UsageError(f"--methods: {spec} does not end in a semi-supervised method (supervised, fixmatch, uda, ...)")
+    config = SemiConfig(
+        out=Path(args.out), datasets=tuple(args.datasets.split(",")), methods=methods, seeds=tuple(args.seeds), steps=args.steps,
+        batch_size=args.batch_size, mu=args.mu, width=args.width, device=_device(args),
+    )
+    print(run(config))
+    print(f"wrote {Path(args.out) / 'report.md'}, {Path(args.out) / 'results.jsonl'} and a PNG per dataset")
     return 0
 
 
@@ -441,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     evaluate = command(
-        "eval", help="probe a checkpoint's backbone against random init on labelled data",
+        "eval", help="probe a checkpoint's backbone against random init on labelled data (and score a semi-supervised run's classifier)",
         description="Held-out linear probe (1, 5, 10, all labels per class, 3 label seeds) and weighted kNN of the checkpoint's "
         "frozen backbone and of the same architecture at random init.",
     )
@@ -511,6 +572,25 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
     comparison.add_argument("--quiet", action="store_true", help="no progress lines")
     comparison.set_defaults(run=cmd_compare)
+
+    semi = command(
+        "compare-semi",
+        help="semi-supervised methods against labelled-only training at 1, 5, 10 and all labels per class",
+        description="Train each semi-supervised method (and labelled-only training) at its registered recipe on one shared budget, "
+        "the labels drawn per class with each seed and the whole training split as the unlabelled pool, and score its "
+        "classifier on the held-out split; finished rows are kept in results.jsonl and not trained again.",
+    )
+    semi.add_argument("--out", default="runs/semi", help="output folder")
+    semi.add_argument("--datasets", default="digits,photo_patches", type=_dataset_list, help="comma-separated: digits, photo_patches, shapes")
+    semi.add_argument("--methods", default=",".join(SEMI_METHODS),
+                      help="comma-separated semi-supervised methods; PRE>METHOD starts METHOD from a PRE run on the images")
+    semi.add_argument("--seeds", type=_seed_list, default=[0, 1, 2], metavar="S,S,...", help="label seeds")
+    semi.add_argument("--steps", type=_positive, default=200, help="optimizer steps per run")
+    semi.add_argument("--batch-size", type=_positive, default=16, help="labelled images per step")
+    semi.add_argument("--mu", type=_positive, default=3, help="largest number of unlabelled images per labelled one")
+    semi.add_argument("--width", type=_positive, default=16, help="small_resnet width")
+    semi.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+    semi.set_defaults(run=cmd_compare_semi)
 
     shard = command(
         "shard",

@@ -62,6 +62,12 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.inpainting",
     "selfsup.methods.corruption",
     "selfsup.methods.mae",
+    "selfsup.methods.semi_supervised",
+    "selfsup.methods.fixmatch",
+    "selfsup.methods.uda",
+    "selfsup.methods.mixmatch",
+    "selfsup.methods.s4l",
+    "selfsup.methods.label_augmentation",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

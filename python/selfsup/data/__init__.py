@@ -17,7 +17,8 @@ from selfsup.data.sources import open_source
 if TYPE_CHECKING:
     from selfsup.data.loader import KeyDataset, ViewBatch, ViewCollate, ViewLoader
     from selfsup.data.pipeline import ArraySource, BatchPipeline, Source, TrainBatch, TrainLoader
-    from selfsup.data.sampler import EpochBatchSampler, StepBatchSampler
+    from selfsup.data.sampler import EpochBatchSampler, SemiSupervisedBatchSampler, StepBatchSampler
+    from selfsup.data.semi import SemiSupervisedSource, SubsetSource
 
 _LAZY = {
     "KeyDataset": "loader",
@@ -31,6 +32,9 @@ _LAZY = {
     "TrainLoader": "pipeline",
     "EpochBatchSampler": "sampler",
     "StepBatchSampler": "sampler",
+    "SemiSupervisedBatchSampler": "sampler",
+    "SemiSupervisedSource": "semi",
+    "SubsetSource": "semi",
 }
 
 __all__ = [
@@ -46,10 +50,13 @@ __all__ = [
     "ImageFolder",
     "KeyDataset",
     "Loaded",
+    "SemiSupervisedBatchSampler",
+    "SemiSupervisedSource",
     "Source",
     "Split",
     "Splits",
     "StepBatchSampler",
+    "SubsetSource",
     "TarShards",
     "TrainBatch",
     "TrainLoader",

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from selfsup.data.folder import Loaded, center_squares
 from selfsup.data.loader import KeyDataset
@@ -241,7 +241,8 @@ class _ThreadPrefetcher:
 
 class TrainLoader:
     """This rank's micro-batches ``start … stop − 1`` as :class:`TrainBatch` (see the module
-    docstring). ``workers=0``: the main process builds the batches on the native pool, in a
+    docstring); ``sampler`` replaces the :class:`StepBatchSampler` (the semi-supervised one).
+    ``workers=0``: the main process builds the batches on the native pool, in a
     prefetch thread; ``workers=k``: ``k`` forked workers, ``prefetch`` batches each.
 
     Raises:
@@ -262,12 +263,16 @@ class TrainLoader:
         workers: int = 0,
         prefetch: int = 2,
         pin_memory: bool = False,
+        sampler: Sampler[list[SampleKey]] | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(f"workers: expected an int >= 0, got {workers!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
             raise ValueError(f"prefetch: expected a positive int, got {prefetch!r}")
-        self.sampler = StepBatchSampler(len(source), batch_size, seed=seed, rank=rank, world=world, start=start, stop=stop)
+        self.sampler = (
+            sampler if sampler is not None
+            else StepBatchSampler(len(source), batch_size, seed=seed, rank=rank, world=world, start=start, stop=stop)
+        )
         self.collate = BatchCollate(source, pipeline, pin_memory=pin_memory and not workers)
         self.workers = workers
         self.prefetch = prefetch

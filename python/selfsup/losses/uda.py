@@ -9,7 +9,7 @@ sharpened, confidence-masked targets, and Training Signal Annealing (§3.2, §3.
   1 − exp(−5t/T) (log) or exp(5(t/T − 1)) (exp); the loss is the sum over the kept images divided
   by their number (at least 1).
 
-Per sample: nothing is gathered across ranks.
+Per sample, except TSA's count of kept images, all-reduced with ``gather``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from selfsup_kernels.distributed import all_reduce, is_distributed, world
 
 from selfsup.losses.fixmatch import check_logits
 
@@ -41,9 +43,15 @@ def tsa_threshold(schedule: str, step: int, total_steps: int, classes: int) -> f
     return alpha * (1 - 1 / classes) + 1 / classes
 
 
-def tsa_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+def tsa_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, threshold: float, gather: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, kept share)``: cross-entropy over the labelled images whose probability of their
     label is below ``threshold`` (η_t), summed and divided by their number (at least 1).
+
+    With ``gather`` under ``torch.distributed`` the number kept is all-reduced and each rank's sum
+    is divided by it and multiplied by the world size, so that DDP's averaging of the ranks'
+    gradients gives the global batch's loss (the same share of ranks in every process).
 
     Raises:
         ValueError: bad logits, labels not ``(N,)`` integers in ``[0, K)``.
@@ -54,7 +62,12 @@ def tsa_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, threshold: flo
     per_image = F.cross_entropy(logits, labels, reduction="none")
     correct = torch.softmax(logits.detach().float(), dim=1).gather(1, labels[:, None]).squeeze(1)
     keep = (correct < threshold).to(per_image.dtype)
-    return (per_image * keep).sum() / keep.sum().clamp_min(1.0), keep.mean().detach()
+    kept = keep.sum().detach()
+    ranks = 1
+    if gather and is_distributed():
+        kept = all_reduce(kept.clone())
+        ranks = world()[1]
+    return (per_image * keep).sum() * ranks / kept.clamp_min(1.0), keep.mean().detach()
 
 
 def uda_consistency(

@@ -43,6 +43,10 @@ class Method(nn.Module):
     brings decoded images to one size first (:func:`selfsup.data.pipeline.center_squares`)."""
     uses_labels: ClassVar[bool] = False
     """True for supervised methods, which train only with the labels given to :meth:`bind_dataset`."""
+    semi_supervised: ClassVar[bool] = False
+    """True for methods trained on labelled and unlabelled images together: the trainer reads a
+    :class:`~selfsup.data.semi.SemiSupervisedSource` with ``unlabelled_ratio`` pool images per
+    labelled one (:class:`~selfsup.data.sampler.SemiSupervisedBatchSampler`)."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()

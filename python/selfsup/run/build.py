@@ -3,6 +3,7 @@ source, the backbone, the device and the :class:`~selfsup.training.Trainer`."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -125,13 +126,69 @@ def ensure_out_dim(backbone: nn.Module, image_size: int, in_channels: int = 3) -
     return backbone
 
 
-def takes_option(cls: Any, option: str) -> bool:
-    import inspect
+def method_parameters(cls: Any) -> dict[str, inspect.Parameter]:
+    """The options ``cls(backbone, **options)`` takes: its constructor's keyword parameters and,
+    where it passes ``**options`` on, those of the base classes' constructors it passes them to."""
+    found: dict[str, inspect.Parameter] = {}
+    for klass in getattr(cls, "__mro__", (cls,)):
+        init = klass.__dict__.get("__init__") if isinstance(klass, type) else None
+        if init is None:
+            continue
+        try:
+            parameters = list(inspect.signature(init).parameters.values())[2:]
+        except (TypeError, ValueError):
+            return found
+        for parameter in parameters:
+            if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                found.setdefault(parameter.name, parameter)
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return found
 
+
+def takes_option(cls: Any, option: str) -> bool:
+    return option in method_parameters(cls)
+
+
+def semi_supervised_methods() -> list[str]:
+    registry = plugins.registry()
+    return sorted(name for name in registry.names("methods") if getattr(registry.get("methods", name), "semi_supervised", False))
+
+
+def semi_supervised_data(source: Source, config: RunConfig) -> Source:
+    """``source`` as labelled + unlabelled data (:class:`~selfsup.data.semi.SemiSupervisedSource`):
+    ``labels_per_class`` labels per class drawn with ``label_seed``, and the ``unlabelled`` pool
+    (else all of ``source``, labels hidden). A semi-supervised source passes as it is.
+
+    Raises:
+        ConfigError: an unlabelled ``data``, a pool that cannot be opened, a bad label count.
+    """
+    from selfsup.data.semi import SemiSupervisedSource
+
+    if isinstance(source, SemiSupervisedSource):
+        return source
+    if not source.labeled:
+        raise ConfigError(
+            f"data: method {config.method} trains on labelled and unlabelled images and {config.data} has no labels "
+            "(an image folder with one sub-folder per class, or a .csv of path,label; the pool goes in --unlabelled)"
+        )
+    pool = None
+    if config.unlabelled:
+        try:
+            pool = open_data(config.unlabelled)
+        except ValueError as error:
+            raise ConfigError(f"unlabelled: {str(error).removeprefix('data: ')}") from None
     try:
-        return option in inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
+        return SemiSupervisedSource.from_labelled(source, per_class=config.labels_per_class, seed=config.label_seed, unlabelled=pool)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def class_count(source: Source) -> int:
+    """K: the class names of a folder's labelled part, else one more than its largest label."""
+    names = getattr(source, "classes", None)
+    labels = [t for t in source.targets if t >= 0]
+    return max(len(names) if names else 0, max(labels) + 1 if labels else 0, 2)
 
 
 def build_trainer(
@@ -155,22 +212,35 @@ def build_trainer(
         source = ArraySource(data)
     else:
         source = data
+    options = dict(config.options)
+    if method_cls.semi_supervised:
+        source = semi_supervised_data(source, config)
+        options.setdefault("classes", class_count(source))
+    elif config.labels_per_class is not None or config.unlabelled:
+        raise ConfigError(
+            f"labels_per_class, unlabelled: only the semi-supervised methods ({', '.join(semi_supervised_methods())}) read them, "
+            f"not {config.method}"
+        )
     if method_cls.uses_labels and not source.labeled:
         raise ValueError(
             f"data: method {config.method} trains on class labels and {config.data} has none"
             " (an image folder needs one sub-folder per class)"
         )
     device = resolve_device(config.device)
-    from_files = not isinstance(source, ArraySource)
+    in_memory = getattr(source, "images", None)
+    from_files = not isinstance(in_memory, np.ndarray)
     torch.manual_seed(config.seed)
     if backbone is None:
         backbone = build_backbone(config.backbone, config.backbone_options)
         backbone_spec = {"name": config.backbone, "options": dict(config.backbone_options)}
     else:
         backbone_spec = {"name": MODULE_BACKBONE + type(backbone).__qualname__, "options": {}}
-    size = config.image_size if from_files else int(source.images.shape[1])  # type: ignore[attr-defined]
+    if config.init:
+        from selfsup.run.restore import load_backbone
+
+        backbone = load_backbone(config.init, backbone=backbone).train()
+    size = config.image_size if from_files else int(in_memory.shape[1])  # type: ignore[union-attr]
     backbone = ensure_out_dim(backbone, size, int(getattr(method_cls, "in_channels", 3)))
-    options = dict(config.options)
     if from_files and method_cls.takes_originals and takes_option(method_cls, "image_size"):
         options.setdefault("image_size", config.image_size)
     try:

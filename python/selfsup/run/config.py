@@ -69,6 +69,16 @@ class RunConfig:
         "a registered dataset, an image folder (class sub-folders or flat), WebDataset tar shards "
         "(dir/train-{000000..000127}.tar) or a file list (.txt paths, .csv path,label)",
     )
+    labels_per_class: int | None = _setting(
+        None, "int?", "semi-supervised methods: labelled images per class, drawn from data with label_seed (unset: every label)"
+    )
+    label_seed: int = _setting(0, "int", "semi-supervised methods: the seed that draws the labelled images")
+    unlabelled: str = _setting(
+        "", "str", "semi-supervised methods: the unlabelled pool, a folder, shards or file list (empty: all of data, labels hidden)"
+    )
+    init: str = _setting(
+        "", "str", "start from the backbone of a checkpoint or exported backbone (pretraining, then semi-supervised fine-tuning)"
+    )
     out: str = _setting("runs/train", "str", "run folder: checkpoint.pt, metrics.jsonl, config.toml")
     backbone: str = _setting(
         "small_resnet", "str",
@@ -107,6 +117,8 @@ class RunConfig:
             raise ConfigError(f"lr: expected a positive learning rate, got {self.lr}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ConfigError(f"weight_decay: expected a number >= 0, got {self.weight_decay}")
+        if self.labels_per_class is not None and self.labels_per_class < 1:
+            raise ConfigError(f"labels_per_class: expected a positive int, got {self.labels_per_class}")
         if self.workers < 0:
             raise ConfigError(f"workers: expected an int >= 0, got {self.workers}")
         for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("amp", AMP_MODES)):

@@ -6,15 +6,13 @@ import inspect
 import textwrap
 
 from selfsup import plugins
-from selfsup.run.build import method_and_recipe
+from selfsup.run.build import method_and_recipe, method_parameters
 from selfsup.run.recipe import Recipe
 
 
 def _options(cls: type) -> list[str]:
     lines = []
-    for name, parameter in list(inspect.signature(cls).parameters.items())[1:]:
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
+    for name, parameter in method_parameters(cls).items():
         default = "required" if parameter.default is parameter.empty else repr(parameter.default)
         lines.append(f"  {name} = {default}")
     return lines

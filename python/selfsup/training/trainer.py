@@ -30,7 +30,8 @@ import torch
 from selfsup_kernels.distributed import world
 
 from selfsup.data.pipeline import ArraySource, BatchPipeline, Source, TrainBatch, TrainLoader
-from selfsup.data.sampler import StepBatchSampler
+from selfsup.data.sampler import SemiSupervisedBatchSampler, StepBatchSampler
+from selfsup.data.semi import SemiSupervisedSource, semi_supervised_source
 from selfsup.methods.base import Method, check_labels
 from selfsup.models.batchnorm import sync_batchnorm
 from selfsup.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
@@ -124,6 +125,11 @@ class Trainer:
         run_files: dict[str, str] | None = None,
     ) -> None:
         config.validate()
+        if method.semi_supervised and not isinstance(data, SemiSupervisedSource):
+            data = semi_supervised_source(data, labels)
+            labels = None
+        elif isinstance(data, SemiSupervisedSource) and not method.semi_supervised:
+            raise ValueError(f"data: labelled + unlabelled data is for the semi-supervised methods; {method.name} reads one source")
         if isinstance(data, np.ndarray):
             if data.ndim != 4 or data.dtype != np.uint8 or len(data) == 0:
                 raise ValueError(f"images: expected a non-empty uint8 (N, H, W, C) array, got {data.dtype} {data.shape}")
@@ -153,8 +159,8 @@ class Trainer:
             torch.nn.parallel.DistributedDataParallel(self.method) if self.distributed else self.method
         )
         self.pipeline = BatchPipeline(method, config.seed, image_size, method.takes_originals)
-        self.sampler = StepBatchSampler(len(self.source), config.batch_size, seed=config.seed, rank=self.rank, world=self.world)
         self.config = config
+        self.sampler = self._sampler()
         self.out_dir = Path(out_dir)
         self.run_files = dict(run_files or {})
         self.metadata = {**(metadata or {}), "dataset_size": len(self.source)}
@@ -179,6 +185,15 @@ class Trainer:
             return torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=c.lr, total_steps=c.steps)
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(c.steps, c.warmup_steps))
 
+    def _sampler(self, start: int = 0, stop: int | None = None) -> StepBatchSampler | SemiSupervisedBatchSampler:
+        c = self.config
+        if isinstance(self.source, SemiSupervisedSource):
+            return SemiSupervisedBatchSampler(
+                self.source.labelled_count, self.source.unlabelled_count, c.batch_size, int(getattr(self.method, "unlabelled_ratio", 0)),
+                seed=c.seed, rank=self.rank, world=self.world, start=start, stop=stop,
+            )
+        return StepBatchSampler(len(self.source), c.batch_size, seed=c.seed, rank=self.rank, world=self.world, start=start, stop=stop)
+
     def batch_indices(self, micro: int) -> tuple[int, npt.NDArray[np.int64]]:
         """The epoch and global-batch dataset indices of micro-batch ``micro`` (the last partial
         batch of an epoch is dropped so every step sees ``batch_size`` images)."""
@@ -190,7 +205,7 @@ class Trainer:
         return TrainLoader(
             self.source, self.pipeline, c.batch_size, seed=c.seed, start=self.micro, stop=c.steps * c.accumulate,
             rank=self.rank, world=self.world, workers=c.workers, prefetch=c.prefetch,
-            pin_memory=torch.device(c.device).type == "cuda",
+            pin_memory=torch.device(c.device).type == "cuda", sampler=self._sampler(self.micro, c.steps * c.accumulate),
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -237,6 +237,7 @@ def fixmatch(
     num_ops: int = 2,
     cutout: float | None = 0.5,
     translate: float = 0.125,
+    flip: bool = True,
 ) -> MultiView:
     """FixMatch (Sohn et al. 2020, arXiv:2001.07685, Appendix D): a weak and a strong view of
     every (unlabelled) image, ``size`` × ``size`` inputs (CIFAR: 32).
@@ -250,8 +251,9 @@ def fixmatch(
 
     The operations are torchvision's RandAugment set and tables; the reference code's
     RandAugmentMC differs in details (each op applied with probability 0.5, magnitudes 1..9 of
-    10, its own op list). ``normalize`` may be a :class:`Normalize` with CIFAR statistics."""
+    10, its own op list). ``normalize`` may be a :class:`Normalize` with CIFAR statistics;
+    ``flip=False`` leaves the flip out (the paper's SVHN protocol: digits do not survive a flip)."""
     pad = int(size * translate)
-    weak: list[Transform] = [RandomCrop(size, padding=pad, padding_mode="reflect"), RandomHorizontalFlip(0.5)]
+    weak: list[Transform] = [RandomCrop(size, padding=pad, padding_mode="reflect"), *([RandomHorizontalFlip(0.5)] if flip else [])]
     strong = [*weak, RandAugment(num_ops=num_ops, magnitude=None, cutout=cutout)]
     return MultiView([Compose([*weak, *_normalize(normalize)]), Compose([*strong, *_normalize(normalize)])])
