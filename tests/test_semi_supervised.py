@@ -545,3 +545,29 @@ def test_compare_semi_lists_the_same_rows_as_the_experiment_and_names_bad_method
     with pytest.raises(SystemExit) as exit_info:
         main(["compare-semi", "--datasets", "cifar"])
     assert exit_info.value.code == 2
+
+
+def test_a_labelled_folder_and_unlabelled_shards_train_together_in_forked_workers(tmp_path: Path):
+    import warnings
+
+    from selfsup.data import ImageFolder, write_photo_folder, write_shards
+    from selfsup.run.build import build_trainer, resolve_run
+
+    write_photo_folder(tmp_path / "labelled", count=12, size=40, classes=3)
+    write_photo_folder(tmp_path / "pool", count=5, size=48)
+    write_shards(ImageFolder(tmp_path / "pool"), tmp_path / "shards", shard_size=2)
+    (tmp_path / "pool" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    settings = {"method": "fixmatch", "data": str(tmp_path / "labelled"), "labels_per_class": 2, "steps": 2, "batch_size": 4,
+                "image_size": 16, "backbone_options": {"width": 8}, "device": "cpu", "options": {"mu": 2}}
+    for pool, workers in ((str(tmp_path / "shards" / "train-{000000..000002}.tar"), 1), (str(tmp_path / "pool"), 0)):
+        out = tmp_path / f"run{workers}"
+        trainer = build_trainer(resolve_run({**settings, "unlabelled": pool, "workers": workers, "out": str(out)}), progress=False)
+        assert (trainer.source.labelled_count, trainer.method.classes) == (6, 3)
+        assert trainer.source.unlabelled_count == (5 if workers else 6)
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            log = trainer.fit()
+        assert math.isfinite(log[-1]["loss"])
+    # 8 pool draws a step from 6 pool images: the broken one is met, replaced and reported
+    assert [Path(p).name for p in trainer.skipped] == ["broken.jpg"]
+    assert log[-1]["skipped"] == 1

@@ -25,6 +25,7 @@ __all__ = [
     "decode_ab",
     "encode_ab",
     "finish_native_calls",
+    "frame_motion",
     "get_num_threads",
     "jigsaw",
     "jigsaw_permutations",
@@ -35,6 +36,7 @@ __all__ = [
     "rgb_to_lab",
     "rotations",
     "set_num_threads",
+    "shuffle_learn_tuples",
     "standardize_tiles",
 ]
 
@@ -97,6 +99,10 @@ def apply_mask(
 def corrupt(
     images: Any, kinds: list[int], size: float, seed: int, epoch: int, indices: Any = None, labels: Any = None
 ) -> tuple[_U8, _I64, _U8, _I64]: ...
+def frame_motion(clips: Any) -> _F32: ...
+def shuffle_learn_tuples(
+    clips: Any, window: int, top_fraction: float, positive_rate: float, seed: int, epoch: int, indices: Any = None
+) -> tuple[_U8, _I64, _I64, _I64]: ...
 def rgb_to_lab(images: Any) -> _F32: ...
 def lab_to_rgb(lab: Any) -> _F32: ...
 def ab_bins(grid: int = 10) -> _F32: ...

@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.data.digits",
     "selfsup.data.photo_patches",
     "selfsup.data.shapes",
+    "selfsup.data.moving_digits",
     "selfsup.models.backbones",
     "selfsup.models.vit",
     "selfsup.methods.rotnet",
@@ -68,6 +69,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.mixmatch",
     "selfsup.methods.s4l",
     "selfsup.methods.label_augmentation",
+    "selfsup.methods.shuffle_learn",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

@@ -11,6 +11,7 @@ mod decode;
 mod masks;
 mod patches;
 mod runtime;
+mod video;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     arrays::initialise_conversions(m.py())?;
@@ -24,5 +25,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     masks::register(m)?;
     corrupt::register(m)?;
     decode::register(m)?;
+    video::register(m)?;
     Ok(())
 }

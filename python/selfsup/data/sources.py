@@ -58,4 +58,8 @@ def open_data(name: str) -> Source:
     except plugins.UnknownNameError as error:
         raise ValueError(f"data: {error} (or a folder, file list or shards that does not exist)") from None
     data = factory()
+    if hasattr(data, "clips"):
+        from selfsup.data.clips import ClipArraySource
+
+        return ClipArraySource(data.clips, getattr(data, "labels", None))
     return ArraySource(getattr(data, "images", data), getattr(data, "labels", None))

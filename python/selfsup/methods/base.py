@@ -43,6 +43,9 @@ class Method(nn.Module):
     brings decoded images to one size first (:func:`selfsup.data.pipeline.center_squares`)."""
     uses_labels: ClassVar[bool] = False
     """True for supervised methods, which train only with the labels given to :meth:`bind_dataset`."""
+    takes_clips: ClassVar[bool] = False
+    """True for temporal methods: their samples are clips ``(T, H, W, 3)`` (a clip source:
+    :class:`~selfsup.data.clips.ClipArraySource`, :class:`~selfsup.data.clips.FrameFolderSource`)."""
     semi_supervised: ClassVar[bool] = False
     """True for methods trained on labelled and unlabelled images together: the trainer reads a
     :class:`~selfsup.data.semi.SemiSupervisedSource` with ``unlabelled_ratio`` pool images per

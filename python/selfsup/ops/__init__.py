@@ -12,6 +12,7 @@ from selfsup.ops.color import (
     rgb_to_lab,
 )
 from selfsup.ops.decode import DecodeError, decode_images
+from selfsup.ops.video import FrameTuples, frame_motion, shuffle_learn_tuples
 from selfsup.ops.inpainting import CORRUPTIONS, Corrupted, apply_mask, corrupt, inpaint_masks
 from selfsup.ops.geometry import (
     Jigsaw,
@@ -30,6 +31,9 @@ __all__ = [
     "CORRUPTIONS",
     "Corrupted",
     "DecodeError",
+    "FrameTuples",
+    "frame_motion",
+    "shuffle_learn_tuples",
     "apply_mask",
     "corrupt",
     "inpaint_masks",

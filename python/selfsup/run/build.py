@@ -16,7 +16,7 @@ from torch import nn
 
 from selfsup import plugins
 from selfsup.data import ArraySource, Source
-from selfsup.data.sources import open_data
+from selfsup.data.sources import looks_like_path, open_data
 from selfsup.methods.base import Method
 from selfsup.models.external import external_backbone, is_external
 from selfsup.run.config import DEVICE, ConfigError, RunConfig, resolve
@@ -206,7 +206,14 @@ def build_trainer(
         ValueError, TypeError: as the parts do, each naming its setting.
     """
     method_cls, _ = method_and_recipe(config.method)
-    if data is None:
+    if data is None and method_cls.takes_clips and looks_like_path(config.data):
+        from selfsup.data.clips import FrameFolderSource
+
+        try:
+            source: Source = FrameFolderSource(config.data)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"data: {str(error).removeprefix('data: ')}") from None
+    elif data is None:
         source = open_data(config.data)
     elif isinstance(data, np.ndarray):
         source = ArraySource(data)
@@ -228,6 +235,9 @@ def build_trainer(
         )
     device = resolve_device(config.device)
     in_memory = getattr(source, "images", None)
+    clips = getattr(source, "clips", None)
+    if isinstance(clips, np.ndarray):
+        in_memory = clips[:, 0]
     from_files = not isinstance(in_memory, np.ndarray)
     torch.manual_seed(config.seed)
     if backbone is None:

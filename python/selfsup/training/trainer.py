@@ -29,6 +29,7 @@ import numpy.typing as npt
 import torch
 from selfsup_kernels.distributed import world
 
+from selfsup.data.clips import ClipArraySource, FrameFolderSource
 from selfsup.data.pipeline import ArraySource, BatchPipeline, Source, TrainBatch, TrainLoader
 from selfsup.data.sampler import SemiSupervisedBatchSampler, StepBatchSampler
 from selfsup.data.semi import SemiSupervisedSource, semi_supervised_source
@@ -143,6 +144,12 @@ class Trainer:
             labels = np.asarray(data.targets, dtype=np.int64) if data.labeled else None
         else:
             raise TypeError(f"data: expected a uint8 array or a data source, got {type(data).__name__}")
+        clips = isinstance(self.source, (ClipArraySource, FrameFolderSource))
+        if clips != method.takes_clips:
+            raise ValueError(
+                f"data: method {method.name} trains on {'clips' if method.takes_clips else 'images'} and the data holds "
+                f"{'clips' if clips else 'images'} ({'a clip array or folders of frames' if method.takes_clips else 'an image source'} expected)"
+            )
         if image_size is not None and image_size < 1:
             raise ValueError(f"image_size: expected a positive int, got {image_size}")
         if labels is not None:

@@ -20,6 +20,7 @@ pub mod patches;
 pub mod relative;
 pub mod rng;
 pub mod rotate;
+pub mod video;
 
 pub use error::{OpError, OpResult};
 pub use image::{BatchShape, ImageBatch};

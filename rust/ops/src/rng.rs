@@ -21,6 +21,7 @@ pub enum OpSalt {
     Corrupt = 6,
     Permutations = 7,
     Augment = 8,
+    Tuples = 9,
 }
 
 fn splitmix64(state: &mut u64) -> u64 {

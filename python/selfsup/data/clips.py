@@ -1,0 +1,142 @@
+"""Video clips as data-path sources: in-memory clip arrays and folders of frames (one folder per clip).
+
+A clip source is a :class:`~selfsup.data.pipeline.Source` whose samples are clips: ``load`` gives
+uint8 ``(T, H, W, 3)`` arrays (one ``(N, T, S, S, 3)`` array for in-memory clips), decoded per
+batch, so a run over many clips holds only the batch in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from selfsup.data.folder import IMG_EXTENSIONS, Loaded
+
+U8Array = npt.NDArray[np.uint8]
+
+
+class ClipArraySource:
+    """In-memory clips ``(N, T, H, W, C)`` uint8 with optional integer labels ``(N,)``.
+
+    Raises:
+        ValueError: not a non-empty uint8 5-D array with at least 2 frames; labels of another length.
+    """
+
+    def __init__(self, clips: U8Array, labels: npt.ArrayLike | None = None) -> None:
+        if not isinstance(clips, np.ndarray) or clips.ndim != 5 or clips.dtype != np.uint8 or len(clips) == 0 or clips.shape[1] < 2:
+            shape = getattr(clips, "shape", type(clips).__name__)
+            raise ValueError(f"clips: expected a non-empty uint8 (N, T, H, W, C) array of T >= 2 frames, got {getattr(clips, 'dtype', '')} {shape}")
+        self.clips = clips
+        self.labels = None if labels is None else np.asarray(labels)
+        if self.labels is not None and self.labels.shape != (len(clips),):
+            raise ValueError(f"labels: expected {len(clips)} integer labels, got shape {self.labels.shape}")
+        self.labeled = self.labels is not None
+        self.skipped: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def targets(self) -> list[int]:
+        return [-1] * len(self.clips) if self.labels is None else [int(t) for t in self.labels]
+
+    def load(self, indices: Sequence[int]) -> Loaded:
+        idx = np.asarray(indices, dtype=np.int64)
+        targets = [-1] * len(idx) if self.labels is None else [int(t) for t in self.labels[idx]]
+        batch: Any = np.ascontiguousarray(self.clips[idx])
+        return Loaded(batch, targets, idx.tolist(), [])
+
+    def __repr__(self) -> str:
+        n, t, h, w, c = self.clips.shape
+        return f"ClipArraySource({n} clips of {t} frames of {h}x{w}x{c})"
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+
+
+class FrameFolderSource:
+    """Clips stored as folders of frames, the frames of a clip in file-name order: ``root/clip/…``
+    (unlabelled) or ``root/class/clip/…`` (class sub-folders give labels, sorted by name).
+    ``frames`` frames are taken from each clip, evenly spaced over it; a clip with fewer frames,
+    or with a frame that cannot be decoded, is skipped in its batch and recorded in ``skipped``.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder or holds no clip folder. ValueError: ``frames`` < 2.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], frames: int = 16) -> None:
+        self.root = Path(root)
+        if frames < 2:
+            raise ValueError(f"frames: expected at least 2 frames per clip, got {frames}")
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"data: {self.root} is not a folder")
+        self.frames = int(frames)
+        children = sorted(p for p in self.root.iterdir() if p.is_dir())
+        nested = bool(children) and all(not _frame_files(c) and any(g.is_dir() for g in c.iterdir()) for c in children)
+        self.classes: list[str] = [c.name for c in children] if nested else []
+        self.clip_folders: list[Path] = []
+        labels: list[int] = []
+        for label, parent in enumerate(children if nested else [self.root]):
+            for clip in sorted(p for p in parent.iterdir() if p.is_dir()):
+                self.clip_folders.append(clip)
+                labels.append(label if nested else -1)
+        if not self.clip_folders:
+            raise FileNotFoundError(f"data: {self.root} holds no clip folders (one folder of frames per clip)")
+        self._labels = labels
+        self.labeled = nested
+        self.skipped: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.clip_folders)
+
+    @property
+    def targets(self) -> list[int]:
+        return list(self._labels)
+
+    def load(self, indices: Sequence[int]) -> Loaded:
+        from selfsup import _native
+
+        images: list[U8Array] = []
+        targets: list[int] = []
+        kept: list[int] = []
+        skipped: list[tuple[int, str, str]] = []
+        for index in indices:
+            folder = self.clip_folders[int(index)]
+            files = _frame_files(folder)
+            if len(files) < self.frames:
+                skipped.append((int(index), str(folder), f"{len(files)} frames, {self.frames} needed"))
+                continue
+            chosen = [files[round(k)] for k in np.linspace(0, len(files) - 1, self.frames)]
+            decoded = _native.decode_images([str(p) for p in chosen], "rgb")
+            problem = next((d for d in decoded if isinstance(d, str)), None)
+            sizes = {d.shape for d in decoded if not isinstance(d, str)}
+            if problem is not None or len(sizes) != 1:
+                skipped.append((int(index), str(folder), problem or f"frames of different sizes {sorted(sizes)}"))
+                continue
+            images.append(np.stack(decoded))
+            targets.append(self._labels[int(index)])
+            kept.append(int(index))
+        for _, path, reason in skipped:
+            self.skipped.setdefault(path, reason)
+        return Loaded(images, targets, kept, skipped)
+
+    def __repr__(self) -> str:
+        return f"FrameFolderSource({self.root}, {len(self)} clips, {self.frames} frames each)"
+
+
+def clip_squares(clips: Sequence[U8Array] | U8Array, size: int) -> U8Array:
+    """Clips ``(T, H, W, 3)`` of any frame size as one ``(N, T, size, size, 3)`` array: every frame
+    cut to its central square and resized like :func:`~selfsup.data.folder.center_squares`."""
+    from selfsup.data.folder import center_squares
+
+    if isinstance(clips, np.ndarray) and clips.ndim == 5 and clips.shape[2:4] == (size, size):
+        return clips
+    frames = [frame for clip in clips for frame in clip]
+    squares = center_squares(frames, size)
+    return squares.reshape(len(clips), -1, size, size, squares.shape[-1])

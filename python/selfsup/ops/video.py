@@ -1,0 +1,75 @@
+"""Clip ops: frame differencing and the tuples of frame-order verification (Shuffle & Learn)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from selfsup import _native
+from selfsup.ops._common import as_array, as_int64, check_epoch, resolve_seed
+
+
+def frame_motion(clips: Any) -> npt.NDArray[np.float32]:
+    """Motion ``(N, T − 1)``: the mean absolute difference of each pair of consecutive frames of
+    uint8 clips ``(N, T, H, W, C)`` — a stand-in for the optical-flow magnitude by which Misra et
+    al. (2016) pick high-motion windows.
+
+    Raises:
+        TypeError: not uint8. ValueError: not ``(N, T, H, W, C)`` with ``T`` ≥ 2 and C in {1, 3}.
+
+    Example:
+        >>> import numpy as np
+        >>> clips = np.zeros((1, 3, 2, 2, 1), np.uint8); clips[0, 1] = 8
+        >>> frame_motion(clips).tolist()
+        [[8.0, 8.0]]
+    """
+    return _native.frame_motion(as_array(clips))
+
+
+class FrameTuples(NamedTuple):
+    frames: npt.NDArray[np.uint8]
+    """``(N, 3, H, W, C)``: the three frames shown, in the order shown."""
+    labels: npt.NDArray[np.int64]
+    """``(N,)``: 1 for a tuple in temporal order (forwards or backwards), 0 for a shuffled one."""
+    shown: npt.NDArray[np.int64]
+    """``(N, 3)``: the frame numbers shown."""
+    five: npt.NDArray[np.int64]
+    """``(N, 5)``: the frames a < b < c < d < e the tuple was made from."""
+
+
+def shuffle_learn_tuples(
+    clips: Any,
+    *,
+    window: int = 10,
+    top_fraction: float = 0.5,
+    positive_rate: float = 0.5,
+    seed: int | None = None,
+    epoch: int = 0,
+    indices: Any = None,
+) -> FrameTuples:
+    """One tuple per clip (Misra, Zitnick & Hebert 2016, "Shuffle and Learn", arXiv:1603.08561, §3.1).
+
+    The windows of ``window`` consecutive frames are ranked by their motion (:func:`frame_motion`
+    summed inside the window); one of the ``top_fraction`` with the most motion is drawn, and five
+    distinct frames a < b < c < d < e in it. With probability ``positive_rate`` the tuple is a
+    positive, (b, c, d) or its reverse (d, c, b); otherwise a negative, (b, a, d) or (b, e, d) —
+    each form with probability 1/2. All draws come from ``(seed, epoch, indices[i])``.
+
+    Raises:
+        ValueError: bad clips; ``window`` < 5 or longer than the clips; ``top_fraction`` outside
+            (0, 1]; ``positive_rate`` outside [0, 1].
+
+    Example:
+        >>> import numpy as np
+        >>> clips = np.random.default_rng(0).integers(0, 255, (4, 12, 8, 8, 3), dtype=np.uint8)
+        >>> tuples = shuffle_learn_tuples(clips, window=8, seed=0)
+        >>> tuples.frames.shape, tuples.labels.shape
+        ((4, 3, 8, 8, 3), (4,))
+    """
+    frames, labels, shown, five = _native.shuffle_learn_tuples(
+        as_array(clips), int(window), float(top_fraction), float(positive_rate), resolve_seed(seed), check_epoch(epoch),
+        as_int64(indices, "indices"),
+    )
+    return FrameTuples(frames, labels, shown, five)

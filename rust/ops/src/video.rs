@@ -1,0 +1,156 @@
+//! Clips: frame differencing and the tuple sampling of frame-order verification.
+//!
+//! A clip batch is `(N, T, H, W, C)` uint8, C-contiguous. Motion between
+//! frames `t` and `t + 1` is the mean absolute difference of their pixels, a
+//! stand-in for the optical-flow magnitude Misra et al. (2016) rank windows by.
+
+use rand::RngExt;
+
+use crate::error::{ensure, OpResult};
+use crate::rng::ChaCha8Rng;
+
+/// Shape of an `(N, T, H, W, C)` clip batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClipShape {
+    pub n: usize,
+    pub t: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl ClipShape {
+    pub fn frame_len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    pub fn clip_len(&self) -> usize {
+        self.t * self.frame_len()
+    }
+}
+
+/// Mean absolute difference of consecutive frames of one clip: `out[t]` for frames `t`, `t + 1`.
+pub fn clip_motion(clip: &[u8], shape: &ClipShape, out: &mut [f32]) {
+    let len = shape.frame_len();
+    for (t, value) in out.iter_mut().enumerate().take(shape.t.saturating_sub(1)) {
+        let a = &clip[t * len..(t + 1) * len];
+        let b = &clip[(t + 1) * len..(t + 2) * len];
+        let total: u64 = a.iter().zip(b).map(|(&x, &y)| u64::from(x.abs_diff(y))).sum();
+        *value = (total as f64 / len.max(1) as f64) as f32;
+    }
+}
+
+/// How Shuffle & Learn draws a tuple from a clip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TupleRule {
+    /// Frames in a window, at least 5.
+    pub window: usize,
+    /// Share of the windows, those with the most motion, a tuple is drawn from (0, 1].
+    pub top_fraction: f64,
+    /// Probability of a tuple in the right order.
+    pub positive_rate: f64,
+}
+
+impl TupleRule {
+    pub fn check(&self, frames: usize) -> OpResult<()> {
+        ensure(self.window >= 5, "window", || format!("expected at least 5 frames, got {}", self.window))?;
+        ensure(self.window <= frames, "window", || format!("expected at most the clip's {frames} frames, got {}", self.window))?;
+        ensure(self.top_fraction > 0.0 && self.top_fraction <= 1.0, "top_fraction", || {
+            format!("expected a share in (0, 1], got {}", self.top_fraction)
+        })?;
+        ensure((0.0..=1.0).contains(&self.positive_rate), "positive_rate", || {
+            format!("expected a probability in [0, 1], got {}", self.positive_rate)
+        })
+    }
+}
+
+/// One Shuffle & Learn tuple (Misra, Zitnick & Hebert 2016, §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameTuple {
+    /// The five frames a < b < c < d < e of the window.
+    pub five: [usize; 5],
+    /// The three frames shown, in the order shown.
+    pub shown: [usize; 3],
+    /// True for (b, c, d) or (d, c, b); false for (b, a, d) or (b, e, d).
+    pub positive: bool,
+}
+
+/// Window starts ranked by the motion inside them (most first; ties by start), for windows of
+/// `window` frames over `motion` (one value per pair of consecutive frames).
+pub fn ranked_windows(motion: &[f32], window: usize) -> Vec<usize> {
+    let frames = motion.len() + 1;
+    let mut starts: Vec<(usize, f64)> = (0..=frames - window)
+        .map(|s| (s, motion[s..s + window - 1].iter().map(|&m| f64::from(m)).sum()))
+        .collect();
+    starts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    starts.into_iter().map(|(s, _)| s).collect()
+}
+
+/// Draws the tuple of one clip: a window among the `top_fraction` with the most motion, five
+/// sorted distinct frames in it, then a positive (b, c, d) or its reverse, or a negative
+/// (b, a, d) or (b, e, d), each of the two forms with probability 1/2.
+pub fn draw_tuple(motion: &[f32], rule: &TupleRule, rng: &mut ChaCha8Rng) -> FrameTuple {
+    let ranked = ranked_windows(motion, rule.window);
+    let keep = ((ranked.len() as f64 * rule.top_fraction).ceil() as usize).clamp(1, ranked.len());
+    let start = ranked[rng.random_range(0..keep)];
+    let mut offsets: Vec<usize> = (0..rule.window).collect();
+    for i in 0..5 {
+        let j = rng.random_range(i..rule.window);
+        offsets.swap(i, j);
+    }
+    let mut five = [0usize; 5];
+    for (slot, offset) in five.iter_mut().zip(&offsets[..5]) {
+        *slot = start + offset;
+    }
+    five.sort_unstable();
+    let [a, b, c, d, e] = five;
+    let positive = rng.random::<f64>() < rule.positive_rate;
+    let flip = rng.random::<bool>();
+    let shown = match (positive, flip) {
+        (true, false) => [b, c, d],
+        (true, true) => [d, c, b],
+        (false, false) => [b, a, d],
+        (false, true) => [b, e, d],
+    };
+    FrameTuple { five, shown, positive }
+}
+
+/// Copies the frames `shown` of one clip into `dst` (`3 · frame_len` values).
+pub fn copy_frames(clip: &[u8], frame_len: usize, shown: &[usize], dst: &mut [u8]) {
+    for (k, &t) in shown.iter().enumerate() {
+        dst[k * frame_len..(k + 1) * frame_len].copy_from_slice(&clip[t * frame_len..(t + 1) * frame_len]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{sample_rng, OpSalt};
+
+    #[test]
+    fn motion_is_the_mean_absolute_frame_difference() {
+        let shape = ClipShape { n: 1, t: 3, h: 1, w: 2, c: 1 };
+        let clip = [0u8, 10, 4, 6, 4, 6];
+        let mut out = [0f32; 2];
+        clip_motion(&clip, &shape, &mut out);
+        assert_eq!(out, [4.0, 0.0]);
+    }
+
+    #[test]
+    fn windows_rank_by_motion_and_tuples_follow_the_rule() {
+        let motion = [0.0, 0.0, 0.0, 9.0, 9.0, 9.0, 9.0, 0.0];
+        assert_eq!(ranked_windows(&motion, 5)[0], 3);
+        let rule = TupleRule { window: 5, top_fraction: 0.2, positive_rate: 0.5 };
+        let mut positives = 0;
+        for i in 0..400 {
+            let mut rng = sample_rng(1, 0, OpSalt::Tuples, i);
+            let tuple = draw_tuple(&motion, &rule, &mut rng);
+            let [a, b, c, d, e] = tuple.five;
+            assert_eq!([a, b, c, d, e], [3, 4, 5, 6, 7]); // the one window with the most motion, all five frames
+            let allowed = if tuple.positive { [[b, c, d], [d, c, b]] } else { [[b, a, d], [b, e, d]] };
+            assert!(allowed.contains(&tuple.shown));
+            positives += usize::from(tuple.positive);
+        }
+        assert!((150..250).contains(&positives));
+    }
+}

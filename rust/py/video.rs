@@ -1,0 +1,105 @@
+//! Wrappers of the clip ops: frame differencing and Shuffle & Learn tuples.
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use selfsup_ops::parallel::{for_each_sample, for_each_sample2};
+use selfsup_ops::rng::{OpSalt, Streams};
+use selfsup_ops::video::{self, ClipShape, TupleRule};
+
+use super::arrays::{alloc, array_arg, indices_arg, op_err, to_numpy, value_error, ArrayArg};
+
+use super::batch::run_blocks;
+
+fn clips_arg<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<(ArrayArg<'py, u8>, ClipShape)> {
+    let array = array_arg::<u8>(obj, arg, "uint8")?;
+    let s = &array.shape;
+    if s.len() != 5 {
+        return Err(value_error(arg, format!("expected clips of shape (N, T, H, W, C), got {} dimensions {:?}", s.len(), s)));
+    }
+    if s[0] == 0 || s[1] < 2 || s[2] == 0 || s[3] == 0 || !(s[4] == 1 || s[4] == 3) {
+        return Err(value_error(arg, format!("expected N >= 1 clips of T >= 2 frames of at least 1x1 with 1 or 3 channels, got {s:?}")));
+    }
+    let shape = ClipShape { n: s[0], t: s[1], h: s[2], w: s[3], c: s[4] };
+    Ok((array, shape))
+}
+
+/// Motion `(N, T - 1)` float32: the mean absolute difference of each pair of consecutive frames.
+#[pyfunction]
+fn frame_motion<'py>(py: Python<'py>, clips: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let (array, s) = clips_arg(clips, "clips")?;
+    let data = array.data();
+    let per = s.t - 1;
+    let mut out = alloc::<f32>(&[s.n, per], "clips")?;
+    run_blocks(py, s.n, |r, parallel| {
+        let start = r.start;
+        for_each_sample(parallel, &mut out[r.start * per..r.end * per], per, |i, dst| {
+            let g = start + i;
+            video::clip_motion(&data[g * s.clip_len()..(g + 1) * s.clip_len()], &s, dst);
+        });
+    })?;
+    Ok(to_numpy(py, out, &[s.n, per])?.into_any())
+}
+
+/// Shuffle & Learn tuples of `clips`: frames `(N, 3, H, W, C)`, labels `(N,)` (1: in order),
+/// the shown frame numbers `(N, 3)` and the five frames a..e `(N, 5)`.
+#[pyfunction]
+#[pyo3(signature = (clips, window, top_fraction, positive_rate, seed, epoch, indices=None))]
+#[allow(clippy::too_many_arguments)]
+fn shuffle_learn_tuples<'py>(
+    py: Python<'py>,
+    clips: &Bound<'py, PyAny>,
+    window: i64,
+    top_fraction: f64,
+    positive_rate: f64,
+    seed: u64,
+    epoch: u64,
+    indices: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (array, s) = clips_arg(clips, "clips")?;
+    if window < 5 {
+        return Err(value_error("window", format!("expected at least 5 frames, got {window}")));
+    }
+    let rule = TupleRule { window: window as usize, top_fraction, positive_rate };
+    rule.check(s.t).map_err(op_err)?;
+    let indices = indices_arg(indices, s.n, "indices")?;
+    let data = array.data();
+    let frame = s.frame_len();
+    let mut frames = alloc::<u8>(&[s.n, 3 * frame], "clips")?;
+    let mut meta = alloc::<i64>(&[s.n, 9], "clips")?;
+    run_blocks(py, s.n, |r, parallel| {
+        let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
+        let start = r.start;
+        for_each_sample2(parallel, &mut frames[r.start * 3 * frame..r.end * 3 * frame], 3 * frame, &mut meta[r.start * 9..r.end * 9], 9, |i, dst, info| {
+            let clip = &data[(start + i) * s.clip_len()..(start + i + 1) * s.clip_len()];
+            let mut motion = vec![0f32; s.t - 1];
+            video::clip_motion(clip, &s, &mut motion);
+            let tuple = video::draw_tuple(&motion, &rule, &mut streams.rng(OpSalt::Tuples, i));
+            video::copy_frames(clip, frame, &tuple.shown, dst);
+            info[0] = i64::from(tuple.positive);
+            for (k, &t) in tuple.shown.iter().enumerate() {
+                info[1 + k] = t as i64;
+            }
+            for (k, &t) in tuple.five.iter().enumerate() {
+                info[4 + k] = t as i64;
+            }
+        });
+    })?;
+    let labels: Vec<i64> = meta.chunks_exact(9).map(|m| m[0]).collect();
+    let shown: Vec<i64> = meta.chunks_exact(9).flat_map(|m| m[1..4].to_vec()).collect();
+    let five: Vec<i64> = meta.chunks_exact(9).flat_map(|m| m[4..9].to_vec()).collect();
+    PyTuple::new(
+        py,
+        [
+            to_numpy(py, frames, &[s.n, 3, s.h, s.w, s.c])?.into_any(),
+            to_numpy(py, labels, &[s.n])?.into_any(),
+            to_numpy(py, shown, &[s.n, 3])?.into_any(),
+            to_numpy(py, five, &[s.n, 5])?.into_any(),
+        ],
+    )
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(frame_motion, m)?)?;
+    m.add_function(wrap_pyfunction!(shuffle_learn_tuples, m)?)?;
+    Ok(())
+}

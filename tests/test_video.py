@@ -1,0 +1,173 @@
+"""Temporal data: the native clip ops against numpy transcriptions of their rules, the generated
+moving digits and their two cameras, clip sources, and Shuffle & Learn through the trainer."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import selfsup.ops as ops
+from selfsup.data.clips import ClipArraySource, FrameFolderSource, clip_squares
+from selfsup.data.moving_digits import bounce, homography, moving_digits, two_camera
+from selfsup.methods.shuffle_learn import ShuffleLearn
+from selfsup.models import small_resnet
+
+
+def random_clips(n: int = 6, t: int = 12, size: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, t, size, size, 3), dtype=np.uint8)
+
+
+def test_frame_motion_is_the_mean_absolute_difference_of_consecutive_frames():
+    clips = random_clips()
+    expected = np.abs(np.diff(clips.astype(np.int64), axis=1)).mean(axis=(2, 3, 4))
+    np.testing.assert_allclose(ops.frame_motion(clips), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="clips: expected clips of shape"):
+        ops.frame_motion(clips[0])
+    with pytest.raises(TypeError, match="clips: expected dtype uint8"):
+        ops.frame_motion(clips.astype(np.float32))
+
+
+def reference_windows(motion: np.ndarray, window: int, top_fraction: float) -> list[int]:
+    """Window starts among the top share by summed motion (ties: the earlier start first)."""
+    sums = [(float(motion[s : s + window - 1].sum()), s) for s in range(len(motion) + 2 - window)]
+    ranked = [s for _, s in sorted(sums, key=lambda p: (-p[0], p[1]))]
+    return ranked[: max(1, math.ceil(len(ranked) * top_fraction))]
+
+
+def test_shuffle_learn_tuples_follow_the_papers_sampling_rule():
+    clips = random_clips(400, t=16, size=4, seed=3)
+    # a burst of motion in frames 8..13 of every clip: the top windows hold it
+    clips[:, :8] = clips[:, :1]
+    clips[:, 14:] = clips[:, 14:15]
+    tuples = ops.shuffle_learn_tuples(clips, window=6, top_fraction=0.3, positive_rate=0.25, seed=5, epoch=2, indices=np.arange(400))
+    motion = ops.frame_motion(clips)
+    for n in range(400):
+        a, b, c, d, e = tuples.five[n]
+        assert a < b < c < d < e
+        starts = reference_windows(motion[n], 6, 0.3)
+        assert any(s <= a and e < s + 6 for s in starts)
+        allowed = [[b, c, d], [d, c, b]] if tuples.labels[n] == 1 else [[b, a, d], [b, e, d]]
+        assert tuples.shown[n].tolist() in allowed
+        np.testing.assert_array_equal(tuples.frames[n], clips[n, tuples.shown[n]])
+    assert 0.19 < tuples.labels.mean() < 0.31
+    again = ops.shuffle_learn_tuples(clips, window=6, top_fraction=0.3, positive_rate=0.25, seed=5, epoch=2, indices=np.arange(400))
+    np.testing.assert_array_equal(again.shown, tuples.shown)
+    previous = ops.get_num_threads()
+    ops.set_num_threads(1)
+    try:
+        serial = ops.shuffle_learn_tuples(clips, window=6, top_fraction=0.3, positive_rate=0.25, seed=5, epoch=2, indices=np.arange(400))
+    finally:
+        ops.set_num_threads(previous)
+    np.testing.assert_array_equal(serial.frames, tuples.frames)
+    one = ops.shuffle_learn_tuples(clips[7:8], window=6, top_fraction=0.3, positive_rate=0.25, seed=5, epoch=2, indices=np.array([7]))
+    np.testing.assert_array_equal(one.shown[0], tuples.shown[7])  # a clip's tuple is its own, whatever the batch
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [({"window": 4}, "window: expected at least 5"), ({"window": 13}, "window: expected at most the clip's 12 frames"),
+     ({"top_fraction": 0.0}, "top_fraction"), ({"positive_rate": 1.5}, "positive_rate")],
+)
+def test_shuffle_learn_tuples_name_bad_options(options: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        ops.shuffle_learn_tuples(random_clips(), **options)
+
+
+def test_bounce_reflects_at_the_borders():
+    positions, first = bounce(np.array([1.0, 9.0]), np.array([-2.0, 3.0]), 4, 10.0)
+    # rows: 1 -> -1 (reflected to 1, moving +2) -> 3 -> 5; columns: 9 -> 12 (reflected to 8, moving -3) -> 5 -> 2
+    np.testing.assert_allclose(positions, [[1, 9], [1, 8], [3, 5], [5, 2]])
+    np.testing.assert_allclose(first, [2, -3])
+
+
+def test_moving_digits_are_deterministic_and_move_in_their_labelled_direction():
+    clips = moving_digits(24, frames=6, seed=4)
+    again = moving_digits(24, frames=6, seed=4)
+    np.testing.assert_array_equal(clips.clips, again.clips)
+    assert not np.array_equal(clips.clips, moving_digits(24, frames=6, seed=5).clips)
+    assert clips.clips.shape == (24, 6, 48, 48, 3) and set(clips.labels) <= set(range(10))
+    for clip, direction in zip(clips.clips, clips.directions):
+        digit = np.where(clip[..., 0] > 128, 1.0, 0.0)  # the bar is grey 128, the digit's core brighter
+        ys, xs = np.indices(digit.shape[1:])
+        mass = digit.sum(axis=(1, 2))
+        centre = np.stack([(digit * ys).sum(axis=(1, 2)) / mass, (digit * xs).sum(axis=(1, 2)) / mass], axis=1)
+        step = centre[1] - centre[0]
+        angle = direction * np.pi / 4
+        if np.linalg.norm(step) > 1 and mass[0] == mass[1]:  # unoccluded, not at a border
+            assert step @ np.array([-np.sin(angle), np.cos(angle)]) > 0.7 * np.linalg.norm(step)
+    with pytest.raises(ValueError, match="digit_size"):
+        moving_digits(2, size=16, digit_size=20)
+
+
+def test_homographies_map_the_corners_and_the_two_cameras_differ():
+    source = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], np.float64)
+    target = source + np.array([[1, 0], [0, 2], [-1, 1], [0.5, -0.5]])
+    h = homography(source, target)
+    mapped = (h @ np.c_[source, np.ones(4)].T).T
+    np.testing.assert_allclose(mapped[:, :2] / mapped[:, 2:], target, atol=1e-9)
+    clips = moving_digits(2, frames=3, seed=0).clips
+    cameras = two_camera(clips, seed=1)
+    assert cameras.shape == (2, 2, 3, 48, 48, 3)
+    assert not np.array_equal(cameras[:, 0], cameras[:, 1])
+    np.testing.assert_array_equal(two_camera(clips, strength=0.0)[:, 0], clips)
+    np.testing.assert_array_equal(cameras, two_camera(clips, seed=1))
+
+
+def write_clip(folder: Path, frames: np.ndarray) -> None:
+    folder.mkdir(parents=True)
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{t:04d}.png")
+
+
+def test_frame_folders_load_evenly_spaced_frames_and_skip_bad_clips(tmp_path: Path):
+    clips = random_clips(3, t=8, size=6)
+    write_clip(tmp_path / "jump" / "a", clips[0])
+    write_clip(tmp_path / "jump" / "b", clips[1][:3])
+    write_clip(tmp_path / "walk" / "c", clips[2])
+    (tmp_path / "walk" / "c" / "0005.png").write_bytes(b"broken")
+    source = FrameFolderSource(tmp_path, frames=4)
+    assert (len(source), source.classes, source.targets) == (3, ["jump", "walk"], [0, 0, 1])
+    loaded = source.load([0, 1, 2])
+    assert loaded.indices == [0] and [i for i, _, _ in loaded.skipped] == [1, 2]
+    np.testing.assert_array_equal(loaded.images[0], clips[0][[0, 2, 5, 7]])
+    squares = clip_squares(loaded.images, 4)
+    assert squares.shape == (1, 4, 4, 4, 3)
+    with pytest.raises(FileNotFoundError, match="holds no clip folders"):
+        FrameFolderSource(tmp_path / "jump" / "a")
+
+
+def test_shuffle_learn_augments_a_tuples_frames_with_one_draw():
+    method = ShuffleLearn(small_resnet(width=8), window=6, image_size=8)
+    clips = random_clips(4, t=10, size=12)
+    clips[0] = clips[0, :1]  # a still clip: its three frames must come out identical
+    batch = method.make_batch(clips, seed=1, epoch=0, indices=np.array([3, 4, 5, 6]))
+    assert tuple(batch["frames"].shape) == (4, 3, 3, 8, 8)
+    torch.testing.assert_close(batch["frames"][0, 0], batch["frames"][0, 2])
+    tuples = ops.shuffle_learn_tuples(clips, window=6, top_fraction=0.5, positive_rate=0.25, seed=1, epoch=0, indices=np.array([3, 4, 5, 6]))
+    expected = method.augmentation(8)(tuples.frames.reshape(12, 12, 12, 3), seed=1, epoch=0, indices=np.repeat([3, 4, 5, 6], 3))
+    torch.testing.assert_close(batch["frames"], expected.view(4, 3, 3, 8, 8))
+    assert batch["labels"].tolist() == tuples.labels.tolist()
+    with pytest.raises(ValueError, match="window"):
+        ShuffleLearn(small_resnet(width=8), window=3)
+
+
+def test_shuffle_learn_trains_on_clips_and_image_methods_refuse_them(tmp_path: Path):
+    from selfsup.run.build import build_trainer, resolve_run
+    from selfsup.training import TrainConfig, Trainer
+
+    config = resolve_run({"method": "shuffle_learn", "data": "moving_digits", "steps": 2, "batch_size": 8, "out": str(tmp_path / "sl"),
+                          "backbone_options": {"width": 8}, "device": "cpu"})
+    trainer = build_trainer(config, progress=False)
+    assert isinstance(trainer.source, ClipArraySource)
+    log = trainer.fit()
+    assert math.isfinite(log[-1]["loss"])
+    with pytest.raises(ValueError, match="data: method rotnet trains on images and the data holds clips"):
+        Trainer(__import__("selfsup").plugins.get("methods", "rotnet")(small_resnet(width=8)), ClipArraySource(random_clips()),
+                TrainConfig(steps=1, progress=False), tmp_path / "r")
+    with pytest.raises(ValueError, match="data: method shuffle_learn trains on clips"):
+        Trainer(ShuffleLearn(small_resnet(width=8)), np.zeros((4, 8, 8, 3), np.uint8), TrainConfig(steps=1, progress=False), tmp_path / "s")
