@@ -126,7 +126,7 @@ def test_third_party_plugins_load_and_broken_ones_are_reported(site: Path):
     report = json.loads(result.stdout)
     assert "upside_down" in report["tasks"] and "rotation" in report["tasks"]
     assert "tiny" in report["backbones"] and "small_resnet" in report["backbones"]
-    assert report["datasets"] == ["blank", "digits", "moving_digits", "photo_patches", "photos", "shapes"]
+    assert report["datasets"] == ["blank", "digits", "moving_digits", "moving_digits_two_camera", "photo_patches", "photos", "shapes"]
     # the hook that raised registered nothing: all or nothing per hook call
     assert "half" not in report["methods"] and "rotnet" in report["methods"]
     errors = report["errors"]

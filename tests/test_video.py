@@ -171,3 +171,146 @@ def test_shuffle_learn_trains_on_clips_and_image_methods_refuse_them(tmp_path: P
                 TrainConfig(steps=1, progress=False), tmp_path / "r")
     with pytest.raises(ValueError, match="data: method shuffle_learn trains on clips"):
         Trainer(ShuffleLearn(small_resnet(width=8)), np.zeros((4, 8, 8, 3), np.uint8), TrainConfig(steps=1, progress=False), tmp_path / "s")
+
+
+# ---------------------------------------------------------------- time-contrastive networks
+
+
+def reference_semihard(z: np.ndarray, labels: np.ndarray, margin: float) -> float:
+    """TensorFlow's triplet_semihard_loss, transcribed with loops."""
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    losses = []
+    for a in range(len(z)):
+        for p in range(len(z)):
+            if a == p or labels[a] != labels[p]:
+                continue
+            negatives = [d[a, n] for n in range(len(z)) if labels[n] != labels[a]]
+            farther = [x for x in negatives if x > d[a, p]]
+            chosen = min(farther) if farther else max(negatives)
+            losses.append(max(d[a, p] - chosen + margin, 0.0))
+    return float(np.mean(losses))
+
+
+def test_triplet_semihard_loss_matches_the_reference_transcription():
+    from selfsup.losses.metric import triplet_semihard_loss
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(12, 4))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3, 3, 4, 4, 5])
+    got = triplet_semihard_loss(torch.from_numpy(z), torch.from_numpy(labels), margin=0.5)
+    assert float(got) == pytest.approx(reference_semihard(z, labels, 0.5), rel=1e-6)
+    with pytest.raises(ValueError, match="labels: expected at least two rows with one label"):
+        triplet_semihard_loss(torch.randn(3, 2), torch.arange(3))
+    with pytest.raises(ValueError, match="margin"):
+        triplet_semihard_loss(torch.randn(3, 2), torch.zeros(3, dtype=torch.int64), margin=-1)
+
+
+def test_npairs_loss_matches_the_reference_transcription():
+    from selfsup.losses.metric import npairs_loss
+
+    rng = np.random.default_rng(1)
+    a, p = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    labels = np.array([0, 1, 2, 2, 3, 4])
+    logits = a @ p.T
+    targets = (labels[:, None] == labels[None, :]).astype(float)
+    targets /= targets.sum(1, keepdims=True)
+    log_softmax = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    expected = -(targets * log_softmax).sum(1).mean() + 0.002 * 0.25 * ((a**2).sum(1).mean() + (p**2).sum(1).mean())
+    got = npairs_loss(torch.from_numpy(a), torch.from_numpy(p), torch.from_numpy(labels))
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="positives: expected the shape"):
+        npairs_loss(torch.randn(4, 2), torch.randn(3, 2), torch.arange(4))
+
+
+@pytest.mark.parametrize("cameras", [1, 2])
+def test_tcn_frames_pair_each_anchor_with_its_positive(cameras: int):
+    clips = random_clips(5, t=20, size=4, seed=2)
+    data = clips if cameras == 1 else np.stack([clips, 255 - clips], axis=1)
+    drawn = ops.tcn_frames(data, anchors=3, pos_radius=2, neg_radius=4, seed=1, indices=np.arange(5))
+    for n in range(5):
+        for k in range(3):
+            anchor, positive = drawn.times[n, k]
+            np.testing.assert_array_equal(drawn.frames[n, k, 0], clips[n, anchor])
+            second = clips[n, positive] if cameras == 1 else 255 - clips[n, positive]
+            np.testing.assert_array_equal(drawn.frames[n, k, 1], second)
+            if cameras == 2:
+                assert anchor == positive
+            else:
+                assert 0 < abs(int(anchor) - int(positive)) <= 2
+            others = np.delete(drawn.times[n], k, axis=0).reshape(-1)
+            assert np.all(np.abs(others - anchor) > 4)  # the other pairs' frames are beyond neg_radius
+    with pytest.raises(ValueError, match="anchors: 4 anchors 7 frames apart need 22 frames"):
+        ops.tcn_frames(clips, anchors=4, pos_radius=2, neg_radius=4)
+    with pytest.raises(ValueError, match="neg_radius"):
+        ops.tcn_frames(clips, anchors=1, pos_radius=3, neg_radius=2)
+
+
+def test_tcn_augments_anchor_and_positive_independently_and_labels_each_pair():
+    from selfsup.methods.tcn import TCN
+
+    method = TCN(small_resnet(width=8), anchors=2, image_size=8)
+    clips = random_clips(3, t=12, size=10)
+    clips[:] = clips[:, :1]  # still clips: anchor and positive frames are the same picture
+    batch = method.make_batch(clips, seed=0, epoch=0, indices=np.array([4, 5, 6]))
+    assert tuple(batch["frames"].shape) == (6, 2, 3, 8, 8)
+    assert batch["labels"].tolist() == [8, 9, 10, 11, 12, 13]
+    assert not torch.equal(batch["frames"][0, 0], batch["frames"][0, 1])  # two draws, as two cameras
+    out = method.training_step(batch)
+    z = method.embed(batch["frames"].flatten(0, 1))
+    from selfsup.losses.metric import triplet_semihard_loss
+
+    torch.testing.assert_close(out["loss"], triplet_semihard_loss(z, batch["labels"].repeat_interleave(2), 0.2))
+    with pytest.raises(ValueError, match="loss"):
+        TCN(small_resnet(width=8), loss="contrastive")
+
+
+DDP_SCRIPT = """
+import sys, numpy as np, torch
+from torch import nn
+torch.set_num_threads(1)
+from selfsup.data.clips import ClipArraySource
+from selfsup.methods.shuffle_learn import ShuffleLearn
+from selfsup.methods.tcn import TCN
+from selfsup.training import TrainConfig, Trainer
+
+class Flat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 12), nn.Tanh())
+        self.out_dim = 12
+    def forward(self, x):
+        return self.net(x)
+
+clips = np.random.default_rng(1).integers(0, 256, (24, 12, 8, 8, 3), dtype=np.uint8)
+BUILD = {"tcn_triplet": lambda: TCN(Flat(), anchors=2, embedding_dim=6),
+         "tcn_npairs": lambda: TCN(Flat(), anchors=2, embedding_dim=6, loss="npairs"),
+         "shuffle_learn": lambda: ShuffleLearn(Flat(), window=6, hidden_dim=8)}
+for name in sys.argv[2].split(","):
+    torch.manual_seed(0)
+    method = BUILD[name]()
+    data = ClipArraySource(np.stack([clips, 255 - clips], axis=1) if name == "tcn_triplet" else clips)
+    trainer = Trainer(method, data, TrainConfig(steps=3, batch_size=8, lr=0.1, checkpoint_every=3, progress=False), sys.argv[1] + "/" + name)
+    trainer.fit()
+    if trainer.rank == 0:
+        torch.save(method.state_dict(), sys.argv[1] + "/" + name + "/final.pt")
+"""
+
+
+def test_two_gloo_processes_train_the_temporal_methods_like_one(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from test_distributed import launch_two_ranks
+
+    names = "tcn_triplet,tcn_npairs,shuffle_learn"
+    script = tmp_path / "train.py"
+    script.write_text(DDP_SCRIPT)
+    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), names], capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    launch_two_ranks(script, str(tmp_path / "two"), names)
+    for name in names.split(","):
+        one = torch.load(tmp_path / "one" / name / "final.pt")
+        two = torch.load(tmp_path / "two" / name / "final.pt")
+        for key in one:
+            torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=f"{name} {key}")

@@ -70,6 +70,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.s4l",
     "selfsup.methods.label_augmentation",
     "selfsup.methods.shuffle_learn",
+    "selfsup.methods.tcn",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

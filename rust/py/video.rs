@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use selfsup_ops::parallel::{for_each_sample, for_each_sample2};
 use selfsup_ops::rng::{OpSalt, Streams};
-use selfsup_ops::video::{self, ClipShape, TupleRule};
+use selfsup_ops::video::{self, ClipShape, TcnRule, TupleRule};
 
 use super::arrays::{alloc, array_arg, indices_arg, op_err, to_numpy, value_error, ArrayArg};
 
@@ -98,8 +98,77 @@ fn shuffle_learn_tuples<'py>(
     )
 }
 
+
+/// Time-contrastive frames of single-view clips `(N, T, H, W, C)` or two-camera clips
+/// `(N, 2, T, H, W, C)`: frames `(N, K, 2, H, W, C)` (anchor, positive; the positive seen by the
+/// second camera for two-camera clips) and their times `(N, K, 2)`.
+#[pyfunction]
+#[pyo3(signature = (clips, anchors, pos_radius, neg_radius, seed, epoch, indices=None))]
+#[allow(clippy::too_many_arguments)]
+fn tcn_frames<'py>(
+    py: Python<'py>,
+    clips: &Bound<'py, PyAny>,
+    anchors: i64,
+    pos_radius: i64,
+    neg_radius: i64,
+    seed: u64,
+    epoch: u64,
+    indices: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let array = array_arg::<u8>(clips, "clips", "uint8")?;
+    let dims = array.shape.clone();
+    let multi_view = dims.len() == 6;
+    if !(dims.len() == 5 || (multi_view && dims[1] == 2)) {
+        return Err(value_error("clips", format!("expected (N, T, H, W, C) clips or (N, 2, T, H, W, C) two-camera clips, got {dims:?}")));
+    }
+    let tail = &dims[dims.len() - 4..];
+    if dims[0] == 0 || tail[0] < 2 || tail[1] == 0 || tail[2] == 0 || !(tail[3] == 1 || tail[3] == 3) {
+        return Err(value_error("clips", format!("expected N >= 1 clips of T >= 2 frames of at least 1x1 with 1 or 3 channels, got {dims:?}")));
+    }
+    for (name, value) in [("anchors", anchors), ("pos_radius", pos_radius), ("neg_radius", neg_radius)] {
+        if value < 0 {
+            return Err(value_error(name, format!("expected >= 0, got {value}")));
+        }
+    }
+    let s = ClipShape { n: dims[0], t: tail[0], h: tail[1], w: tail[2], c: tail[3] };
+    let rule = TcnRule { anchors: anchors as usize, pos_radius: pos_radius as usize, neg_radius: neg_radius as usize, multi_view };
+    rule.check(s.t).map_err(op_err)?;
+    let indices = indices_arg(indices, s.n, "indices")?;
+    let data = array.data();
+    let frame = s.frame_len();
+    let views = if multi_view { 2 } else { 1 };
+    let per_clip = views * s.clip_len();
+    let k = rule.anchors;
+    let mut frames = alloc::<u8>(&[s.n, k * 2 * frame], "clips")?;
+    let mut times = alloc::<i64>(&[s.n, k * 2], "clips")?;
+    run_blocks(py, s.n, |r, parallel| {
+        let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
+        let start = r.start;
+        for_each_sample2(parallel, &mut frames[r.start * k * 2 * frame..r.end * k * 2 * frame], k * 2 * frame, &mut times[r.start * k * 2..r.end * k * 2], k * 2, |i, dst, info| {
+            let clip = &data[(start + i) * per_clip..(start + i + 1) * per_clip];
+            let second = if multi_view { s.clip_len() } else { 0 };
+            let pairs = video::draw_tcn_pairs(s.t, &rule, &mut streams.rng(OpSalt::Tuples, i));
+            for (slot, &(anchor, positive)) in pairs.iter().enumerate() {
+                let out = &mut dst[slot * 2 * frame..(slot + 1) * 2 * frame];
+                out[..frame].copy_from_slice(&clip[anchor * frame..(anchor + 1) * frame]);
+                out[frame..].copy_from_slice(&clip[second + positive * frame..second + (positive + 1) * frame]);
+                info[2 * slot] = anchor as i64;
+                info[2 * slot + 1] = positive as i64;
+            }
+        });
+    })?;
+    PyTuple::new(
+        py,
+        [
+            to_numpy(py, frames, &[s.n, k, 2, s.h, s.w, s.c])?.into_any(),
+            to_numpy(py, times, &[s.n, k, 2])?.into_any(),
+        ],
+    )
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame_motion, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_learn_tuples, m)?)?;
+    m.add_function(wrap_pyfunction!(tcn_frames, m)?)?;
     Ok(())
 }

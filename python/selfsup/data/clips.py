@@ -21,16 +21,20 @@ U8Array = npt.NDArray[np.uint8]
 
 
 class ClipArraySource:
-    """In-memory clips ``(N, T, H, W, C)`` uint8 with optional integer labels ``(N,)``.
+    """In-memory clips ``(N, T, H, W, C)`` uint8 — or two-camera clips ``(N, 2, T, H, W, C)`` — with
+    optional integer labels ``(N,)``.
 
     Raises:
         ValueError: not a non-empty uint8 5-D array with at least 2 frames; labels of another length.
     """
 
     def __init__(self, clips: U8Array, labels: npt.ArrayLike | None = None) -> None:
-        if not isinstance(clips, np.ndarray) or clips.ndim != 5 or clips.dtype != np.uint8 or len(clips) == 0 or clips.shape[1] < 2:
+        ok = isinstance(clips, np.ndarray) and clips.dtype == np.uint8 and len(clips) > 0
+        if not ok or not (clips.ndim == 5 or (clips.ndim == 6 and clips.shape[1] == 2)) or clips.shape[-4] < 2:
             shape = getattr(clips, "shape", type(clips).__name__)
-            raise ValueError(f"clips: expected a non-empty uint8 (N, T, H, W, C) array of T >= 2 frames, got {getattr(clips, 'dtype', '')} {shape}")
+            raise ValueError(
+                f"clips: expected a non-empty uint8 (N, T, H, W, C) or (N, 2, T, H, W, C) array of T >= 2 frames, got {getattr(clips, 'dtype', '')} {shape}"
+            )
         self.clips = clips
         self.labels = None if labels is None else np.asarray(labels)
         if self.labels is not None and self.labels.shape != (len(clips),):
@@ -52,8 +56,9 @@ class ClipArraySource:
         return Loaded(batch, targets, idx.tolist(), [])
 
     def __repr__(self) -> str:
-        n, t, h, w, c = self.clips.shape
-        return f"ClipArraySource({n} clips of {t} frames of {h}x{w}x{c})"
+        t, h, w, c = self.clips.shape[-4:]
+        cameras = " seen by 2 cameras" if self.clips.ndim == 6 else ""
+        return f"ClipArraySource({len(self.clips)} clips of {t} frames of {h}x{w}x{c}{cameras})"
 
 
 def _frame_files(folder: Path) -> list[Path]:

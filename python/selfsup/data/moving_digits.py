@@ -185,6 +185,19 @@ def moving_digits_train() -> Clips:
     return load_moving_digits(train=600, test=1).train
 
 
+class TwoCameraClips(NamedTuple):
+    clips: npt.NDArray[np.uint8]
+    """``(N, 2, T, S, S, 3)``: every clip through two cameras."""
+    labels: npt.NDArray[np.int64]
+
+
+def moving_digits_two_camera_train() -> TwoCameraClips:
+    """The registered dataset ``moving_digits_two_camera``: the training clips through two cameras."""
+    train = moving_digits_train()
+    return TwoCameraClips(two_camera(train.clips), train.labels)
+
+
 @hookimpl
 def selfsup_register_datasets(register: Register) -> None:
     register(moving_digits_train, name="moving_digits")
+    register(moving_digits_two_camera_train, name="moving_digits_two_camera")

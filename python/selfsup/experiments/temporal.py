@@ -1,6 +1,7 @@
 """Temporal methods against random init on the moving digits, with the image methods' protocol.
 
-Each method trains from its registered recipe on the training clips for the shared budget; the
+Each method trains from its registered recipe on the training clips for the shared budget (TCN
+on the same clips seen through two cameras, its multi-view form); the
 frozen backbone is then probed twice on held-out clips (digits the training clips never show):
 frame features (the first frame of each clip) on the digit shown, and clip features (the first
 three frames' features, concatenated) on the direction of motion. The same probes run on the same
@@ -22,9 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from selfsup.data.moving_digits import ClipSplits, load_moving_digits
+from selfsup.data.moving_digits import ClipSplits, load_moving_digits, two_camera
 
-METHODS: tuple[str, ...] = ("shuffle_learn",)
+METHODS: tuple[str, ...] = ("shuffle_learn", "tcn")
+MULTI_VIEW = ("tcn",)
+"""Methods trained on the training clips seen through two cameras (:func:`~selfsup.data.moving_digits.two_camera`)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def run(config: TemporalConfig) -> dict[str, Any]:
     for name in config.methods:
         settings = {"method": name, "data": "moving_digits", "steps": config.steps, "batch_size": config.batch_size, "seed": config.seed,
                     "out": str(config.out / name), "backbone_options": {"width": config.width}, "device": config.device}
-        trainer = build_trainer(resolve_run(settings), data=ClipArraySource(splits.train.clips), progress=False)
+        clips = two_camera(splits.train.clips, seed=config.seed) if name in MULTI_VIEW else splits.train.clips
+        trainer = build_trainer(resolve_run(settings), data=ClipArraySource(clips), progress=False)
         start = time.perf_counter()
         with PeakMemory(trainer.config.device) as peak:
             log = trainer.fit()

@@ -12,7 +12,7 @@ from selfsup.ops.color import (
     rgb_to_lab,
 )
 from selfsup.ops.decode import DecodeError, decode_images
-from selfsup.ops.video import FrameTuples, frame_motion, shuffle_learn_tuples
+from selfsup.ops.video import FrameTuples, TcnFrames, frame_motion, shuffle_learn_tuples, tcn_frames
 from selfsup.ops.inpainting import CORRUPTIONS, Corrupted, apply_mask, corrupt, inpaint_masks
 from selfsup.ops.geometry import (
     Jigsaw,
@@ -34,6 +34,8 @@ __all__ = [
     "FrameTuples",
     "frame_motion",
     "shuffle_learn_tuples",
+    "TcnFrames",
+    "tcn_frames",
     "apply_mask",
     "corrupt",
     "inpaint_masks",

@@ -73,3 +73,46 @@ def shuffle_learn_tuples(
         as_int64(indices, "indices"),
     )
     return FrameTuples(frames, labels, shown, five)
+
+
+class TcnFrames(NamedTuple):
+    frames: npt.NDArray[np.uint8]
+    """``(N, K, 2, H, W, C)``: per anchor, the anchor frame and its positive."""
+    times: npt.NDArray[np.int64]
+    """``(N, K, 2)``: their frame numbers."""
+
+
+def tcn_frames(
+    clips: Any,
+    *,
+    anchors: int = 2,
+    pos_radius: int = 1,
+    neg_radius: int = 3,
+    seed: int | None = None,
+    epoch: int = 0,
+    indices: Any = None,
+) -> TcnFrames:
+    """Frames for time-contrastive networks (Sermanet et al. 2018, "Time-Contrastive Networks",
+    arXiv:1704.06888, §3.1–3.2), ``anchors`` (K) per clip.
+
+    Single-view clips ``(N, T, H, W, C)``: K anchor time steps, uniform over the placements at
+    least ``neg_radius + pos_radius + 1`` frames apart, and for each a positive uniform within
+    ``pos_radius`` frames of it (not the anchor itself), so every frame of another anchor's pair is
+    beyond ``neg_radius`` of the anchor: the batch's other frames are its negatives. Two-camera
+    clips ``(N, 2, T, H, W, C)``: anchors at least ``neg_radius + 1`` apart in the first camera,
+    each positive the same time step seen by the second camera. Draws from ``(seed, epoch, indices[i])``.
+
+    Raises:
+        ValueError: clips of another shape; K < 1; ``pos_radius`` < 1 or ``neg_radius`` <
+            ``pos_radius`` (single view); more anchors than the clips' length allows.
+
+    Example:
+        >>> import numpy as np
+        >>> clips = np.zeros((3, 16, 8, 8, 3), np.uint8)
+        >>> tcn_frames(clips, anchors=2, seed=0).frames.shape
+        (3, 2, 2, 8, 8, 3)
+    """
+    frames, times = _native.tcn_frames(
+        as_array(clips), int(anchors), int(pos_radius), int(neg_radius), resolve_seed(seed), check_epoch(epoch), as_int64(indices, "indices")
+    )
+    return TcnFrames(frames, times)

@@ -237,7 +237,7 @@ def build_trainer(
     in_memory = getattr(source, "images", None)
     clips = getattr(source, "clips", None)
     if isinstance(clips, np.ndarray):
-        in_memory = clips[:, 0]
+        in_memory = clips.reshape(-1, *clips.shape[-3:])
     from_files = not isinstance(in_memory, np.ndarray)
     torch.manual_seed(config.seed)
     if backbone is None:

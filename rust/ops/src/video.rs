@@ -122,6 +122,76 @@ pub fn copy_frames(clip: &[u8], frame_len: usize, shown: &[usize], dst: &mut [u8
     }
 }
 
+
+/// How time-contrastive networks draw frames from a clip (Sermanet et al. 2018, §3.1–3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcnRule {
+    /// Anchor time steps per clip (K).
+    pub anchors: usize,
+    /// Single view: a positive lies within `pos_radius` frames of its anchor (not on it).
+    pub pos_radius: usize,
+    /// Frames closer than this to an anchor are never its negatives.
+    pub neg_radius: usize,
+    /// Multi-view: the positive is the anchor's time step seen by the other camera.
+    pub multi_view: bool,
+}
+
+impl TcnRule {
+    /// The least distance between two anchors: every frame of another anchor's pair lies more
+    /// than `neg_radius` frames away.
+    pub fn spacing(&self) -> usize {
+        if self.multi_view {
+            self.neg_radius + 1
+        } else {
+            self.neg_radius + self.pos_radius + 1
+        }
+    }
+
+    pub fn check(&self, frames: usize) -> OpResult<()> {
+        ensure(self.anchors >= 1, "anchors", || "expected at least one anchor per clip".into())?;
+        ensure(self.multi_view || self.pos_radius >= 1, "pos_radius", || "expected at least 1 frame".into())?;
+        ensure(self.multi_view || self.neg_radius >= self.pos_radius, "neg_radius", || {
+            format!("expected at least pos_radius ({}), got {}", self.pos_radius, self.neg_radius)
+        })?;
+        let needed = (self.anchors - 1) * self.spacing() + 1;
+        ensure(needed <= frames, "anchors", || {
+            format!("{} anchors {} frames apart need {needed} frames, the clips have {frames}", self.anchors, self.spacing())
+        })
+    }
+}
+
+/// `K` pairs `(anchor time, positive time)` of one clip of `frames` frames: anchors at least
+/// [`TcnRule::spacing`] apart, uniform over all such placements (sorted); the positive the same
+/// time (multi-view) or uniform within `pos_radius` of the anchor, inside the clip, not the anchor.
+pub fn draw_tcn_pairs(frames: usize, rule: &TcnRule, rng: &mut ChaCha8Rng) -> Vec<(usize, usize)> {
+    let gap = rule.spacing() - 1;
+    let slots = frames - (rule.anchors - 1) * gap;
+    let mut pool: Vec<usize> = (0..slots).collect();
+    for i in 0..rule.anchors {
+        let j = rng.random_range(i..slots);
+        pool.swap(i, j);
+    }
+    let mut chosen = pool[..rule.anchors].to_vec();
+    chosen.sort_unstable();
+    chosen
+        .iter()
+        .enumerate()
+        .map(|(k, &u)| {
+            let anchor = u + k * gap;
+            if rule.multi_view {
+                return (anchor, anchor);
+            }
+            let low = anchor.saturating_sub(rule.pos_radius);
+            let high = (anchor + rule.pos_radius).min(frames - 1);
+            let mut positive = rng.random_range(low..high);
+            if positive >= anchor {
+                positive += 1;
+            }
+            (anchor, positive)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +222,28 @@ mod tests {
             positives += usize::from(tuple.positive);
         }
         assert!((150..250).contains(&positives));
+    }
+
+    #[test]
+    fn tcn_pairs_keep_their_radii() {
+        for multi_view in [false, true] {
+            let rule = TcnRule { anchors: 3, pos_radius: 2, neg_radius: 4, multi_view };
+            rule.check(20).unwrap();
+            for i in 0..300 {
+                let pairs = draw_tcn_pairs(20, &rule, &mut sample_rng(2, 1, OpSalt::Tuples, i));
+                for (k, &(a, p)) in pairs.iter().enumerate() {
+                    assert!(p < 20);
+                    if multi_view {
+                        assert_eq!(a, p);
+                    } else {
+                        assert!(a != p && a.abs_diff(p) <= 2);
+                    }
+                    for &(b, q) in &pairs[k + 1..] {
+                        assert!(b.abs_diff(a) > 4 && q.abs_diff(a) > 4); // every frame of another pair is beyond neg_radius
+                    }
+                }
+            }
+        }
+        assert!(TcnRule { anchors: 4, pos_radius: 2, neg_radius: 4, multi_view: false }.check(20).is_err());
     }
 }
