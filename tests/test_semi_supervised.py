@@ -5,9 +5,6 @@ its paper's equation, training through the trainer with exact resume, the run la
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -496,19 +493,9 @@ DDP_SCRIPT = textwrap.dedent(
 
 
 def test_two_gloo_processes_train_every_semi_supervised_method_like_one(tmp_path: Path):
-    from test_distributed import launch_two_ranks
+    from test_distributed import assert_two_ranks_train_like_one
 
-    names = "fixmatch,uda,s4l,supervised,sla"
-    script = tmp_path / "train.py"
-    script.write_text(DDP_SCRIPT)
-    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), names], capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
-    launch_two_ranks(script, str(tmp_path / "two"), names)
-    for name in names.split(","):
-        one = torch.load(tmp_path / "one" / name / "final.pt")
-        two = torch.load(tmp_path / "two" / name / "final.pt")
-        for key in one:
-            torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=f"{name} {key}")
+    assert_two_ranks_train_like_one(tmp_path, DDP_SCRIPT, "fixmatch,uda,s4l,supervised,sla")
 
 
 def test_the_semi_supervised_comparison_scores_every_row_on_the_held_out_split(tmp_path: Path):

@@ -298,19 +298,6 @@ for name in sys.argv[2].split(","):
 
 
 def test_two_gloo_processes_train_the_temporal_methods_like_one(tmp_path: Path):
-    import subprocess
-    import sys
+    from test_distributed import assert_two_ranks_train_like_one
 
-    from test_distributed import launch_two_ranks
-
-    names = "tcn_triplet,tcn_npairs,shuffle_learn"
-    script = tmp_path / "train.py"
-    script.write_text(DDP_SCRIPT)
-    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), names], capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
-    launch_two_ranks(script, str(tmp_path / "two"), names)
-    for name in names.split(","):
-        one = torch.load(tmp_path / "one" / name / "final.pt")
-        two = torch.load(tmp_path / "two" / name / "final.pt")
-        for key in one:
-            torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=f"{name} {key}")
+    assert_two_ranks_train_like_one(tmp_path, DDP_SCRIPT, "tcn_triplet,tcn_npairs,shuffle_learn")

@@ -50,6 +50,19 @@ def rank_share(batch: Int64Array, rank: int, world: int) -> Int64Array:
     return batch[rank::world]
 
 
+def _placement(batch_size: int, batch: str, seed: int, rank: int, world: int, start: int, stop: int | None) -> tuple[int, int, int, int, int | None]:
+    """A step sampler's checked ``(seed, rank, world, start, stop)``; its ``batch_size`` (the
+    ``batch`` one) must split over the ranks."""
+    world = _check_positive(world, "world")
+    if not 0 <= rank < world:
+        raise ValueError(f"rank: expected 0 <= rank < {world}, got {rank}")
+    if batch_size % world:
+        raise ValueError(f"batch_size: a {batch} batch of {batch_size} does not split over {world} processes")
+    if start < 0 or (stop is not None and stop < start):
+        raise ValueError(f"start, stop: expected 0 <= start <= stop, got {start}, {stop}")
+    return resolve_seed(seed), rank, world, int(start), stop
+
+
 class EpochBatchSampler(Sampler[list[SampleKey]]):
     """Batches of ``(epoch, index)`` keys over ``range(n)`` for one epoch at a time, in the order of
     :func:`epoch_order` (or index order when ``shuffle`` is false). The epoch travels with the
@@ -108,17 +121,7 @@ class StepBatchSampler(Sampler[list[SampleKey]]):
     ) -> None:
         self.n = _check_positive(n, "n")
         self.batch_size = min(_check_positive(batch_size, "batch_size"), self.n)
-        self.world = _check_positive(world, "world")
-        if not 0 <= rank < self.world:
-            raise ValueError(f"rank: expected 0 <= rank < {self.world}, got {rank}")
-        if self.batch_size % self.world:
-            raise ValueError(f"batch_size: a global batch of {self.batch_size} does not split over {self.world} processes")
-        if start < 0 or (stop is not None and stop < start):
-            raise ValueError(f"start, stop: expected 0 <= start <= stop, got {start}, {stop}")
-        self.seed = resolve_seed(seed)
-        self.rank = rank
-        self.start = int(start)
-        self.stop = stop
+        self.seed, self.rank, self.world, self.start, self.stop = _placement(self.batch_size, "global", seed, rank, world, start, stop)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -179,17 +182,8 @@ class SemiSupervisedBatchSampler(Sampler[list[SampleKey]]):
         self.ratio = int(ratio)
         if self.ratio and self.unlabelled < 1:
             raise ValueError("unlabelled: a ratio of unlabelled images needs an unlabelled pool")
-        self.world = _check_positive(world, "world")
-        if not 0 <= rank < self.world:
-            raise ValueError(f"rank: expected 0 <= rank < {self.world}, got {rank}")
-        if self.batch_size % self.world:  # then μB splits too
-            raise ValueError(f"batch_size: a labelled batch of {self.batch_size} does not split over {self.world} processes")
-        if start < 0 or (stop is not None and stop < start):
-            raise ValueError(f"start, stop: expected 0 <= start <= stop, got {start}, {stop}")
-        self.seed = resolve_seed(seed)
-        self.rank = rank
-        self.start = int(start)
-        self.stop = stop
+        # a labelled batch that splits over the ranks makes μB split too
+        self.seed, self.rank, self.world, self.start, self.stop = _placement(self.batch_size, "labelled", seed, rank, world, start, stop)
         self._orders: dict[tuple[int, int], Int64Array] = {}
 
     def _order(self, n: int, stream: int, epoch: int) -> Int64Array:

@@ -143,8 +143,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str
 
 
 def report(config: SemiConfig, rows: list[dict[str, Any]]) -> str:
-    """The markdown table of every dataset (mean ± std over seeds; ✓ where the mean beats
-    labelled-only by more than both stds) and one accuracy PNG per dataset."""
+    """The markdown table of every dataset (mean ± std over seeds, the number of seeds in
+    brackets; ✓ where, over at least two seeds each, the mean beats labelled-only by more than the
+    two stds together) and one accuracy PNG per dataset."""
     from selfsup.viz.plot import accuracy_plot
 
     summary = summarise(rows)
@@ -168,7 +169,8 @@ def report(config: SemiConfig, rows: list[dict[str, Any]]) -> str:
                     cells.append("")
                     continue
                 mark = ""
-                if base is not None and method != "supervised" and cell["mean"] - base["mean"] > cell["std"] + base["std"]:
+                enough = base is not None and min(cell["seeds"], base["seeds"]) >= 2
+                if enough and method != "supervised" and cell["mean"] - base["mean"] > cell["std"] + base["std"]:  # type: ignore[index]
                     mark = " ✓"
                 cells.append(f"{cell['mean']:.3f} ± {cell['std']:.3f} ({int(cell['seeds'])}){mark}")
                 seconds.append(cell["seconds"])

@@ -45,7 +45,6 @@ class MixMatch(SemiSupervised):
 
     name: ClassVar[str] = "mixmatch"
     default_mu: ClassVar[int] = 1
-    progress: torch.Tensor
 
     def __init__(
         self, backbone: nn.Module, augmentations: int = 2, temperature: float = 0.5, alpha: float = 0.75, lambda_u: float = 75.0,
@@ -60,16 +59,10 @@ class MixMatch(SemiSupervised):
         self.alpha = float(alpha)
         self.lambda_u = check_fraction("lambda_u", lambda_u, 0.0, float("inf"))
         self.rampup = check_fraction("rampup", rampup)
-        self.register_buffer("progress", torch.tensor([0, 1], dtype=torch.int64))
-        """``[t, T]``: optimizer steps taken and the run's length, for the ramp-up."""
 
     def unlabelled_views(self, size: int) -> MultiView:
         weak, _ = self.weak_and_strong(size)
         return MultiView([weak] * self.augmentations)
-
-    def on_step_end(self, step: int, total_steps: int) -> None:
-        super().on_step_end(step, total_steps)
-        self.progress.copy_(torch.tensor([step, max(total_steps, 1)]))
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         labelled, labels = batch["labelled"], batch["labels"]

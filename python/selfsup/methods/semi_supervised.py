@@ -82,6 +82,7 @@ class SemiSupervised(Method):
     semi_supervised: ClassVar[bool] = True
     views: ClassVar[tuple[str, ...]] = ("labelled", "labels", "unlabelled")
     default_mu: ClassVar[int] = 7
+    progress: torch.Tensor
 
     def __init__(
         self, backbone: nn.Module, classes: int | None = None, mu: int | None = None, ema: float = 0.999, flip: bool = True,
@@ -99,6 +100,9 @@ class SemiSupervised(Method):
         self.class_labels: npt.NDArray[np.int64] | None = None
         """The bound labels (``-1`` for the pool), kept on the CPU for the loader's threads and workers."""
         self._pipelines: dict[tuple[str, int], MultiView] = {}
+        self.register_buffer("progress", torch.tensor([0, 1], dtype=torch.int64))
+        """``[t, T]``: optimizer steps taken and the run's length (schedules inside a loss: TSA,
+        ramp-ups), saved with the weights so a resumed run continues them."""
         if classes is not None:
             self.build_heads(check_count("classes", classes, 2))
 
@@ -179,6 +183,7 @@ class SemiSupervised(Method):
         return Classifier(self.backbone, self.head)
 
     def on_step_end(self, step: int, total_steps: int) -> None:
+        self.progress.copy_(torch.tensor([step, max(total_steps, 1)]))
         if self.ema is not None:
             ema_update(self.ema, self.classifier(), min(self.ema_decay, (1 + step) / (10 + step)))
 

@@ -17,7 +17,7 @@ paper's share), random resized crops of 60–100 % and colour jitter shared by a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,16 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.data.clips import clip_squares
 from selfsup.hookspecs import Register, hookimpl
-from selfsup.methods.base import Method
-from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD
+from selfsup.methods.temporal import TemporalMethod
 from selfsup.ops.video import shuffle_learn_tuples
 from selfsup.run.recipe import Recipe
-from selfsup.transforms import ColorJitter, Compose, Normalize, RandomApply, RandomResizedCrop
 
 
-class ShuffleLearn(Method):
+class ShuffleLearn(TemporalMethod):
     """Args:
         backbone: the frame encoder (an ``out_dim`` attribute). window, top_fraction,
             positive_rate: the tuple rule (:func:`selfsup.ops.shuffle_learn_tuples`).
@@ -50,53 +47,29 @@ class ShuffleLearn(Method):
 
     name: ClassVar[str] = "shuffle_learn"
     views: ClassVar[tuple[str, ...]] = ("frames", "labels")
-    takes_originals: ClassVar[bool] = True
-    takes_clips: ClassVar[bool] = True
 
     def __init__(
         self, backbone: nn.Module, window: int = 10, top_fraction: float = 0.5, positive_rate: float = 0.25, image_size: int | None = None,
         hidden_dim: int | None = None,
     ) -> None:
-        super().__init__(backbone)
+        super().__init__(backbone, image_size)
         if window < 5:
             raise ValueError(f"window: expected at least 5 frames, got {window}")
         if not 0 < top_fraction <= 1:
             raise ValueError(f"top_fraction: expected a share in (0, 1], got {top_fraction}")
         if not 0 <= positive_rate <= 1:
             raise ValueError(f"positive_rate: expected a probability in [0, 1], got {positive_rate}")
-        if image_size is not None and image_size < 8:
-            raise ValueError(f"image_size: expected at least 8 pixels, got {image_size}")
         self.window, self.top_fraction, self.positive_rate = int(window), float(top_fraction), float(positive_rate)
-        self.image_size = image_size
         hidden = hidden_dim or self.feature_dim
         self.classifier = nn.Sequential(nn.Linear(3 * self.feature_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
-        self._augmentations: dict[int, Compose] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_augmentations"] = {}
-        return state
-
-    def augmentation(self, size: int) -> Compose:
-        """The crop and colour draw a tuple's frames share."""
-        if size not in self._augmentations:
-            self._augmentations[size] = Compose([
-                RandomResizedCrop(size, scale=(0.6, 1.0)),
-                RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.05)], p=0.8),
-                Normalize(mean=CHANNEL_MEAN, std=CHANNEL_STD),
-            ])
-        return self._augmentations[size]
 
     def make_batch(
         self, images: npt.NDArray[np.uint8] | list[npt.NDArray[np.uint8]], *, seed: int, epoch: int, indices: npt.NDArray[np.int64],
         device: torch.device | str = "cpu",
     ) -> dict[str, torch.Tensor]:
-        if isinstance(images, np.ndarray) and images.ndim == 5:
-            clips = images
-        else:
-            if self.image_size is None:
-                raise ValueError("image_size: clips decoded from files need the side of the crops; give the method an image_size")
-            clips = clip_squares(images, self.image_size)
+        """The tuple's three frames share one augmentation draw: they go through the pipeline with
+        their clip's stream number."""
+        clips = self.clips_of(images)
         index = np.asarray(indices, dtype=np.int64)
         tuples = shuffle_learn_tuples(
             clips, window=self.window, top_fraction=self.top_fraction, positive_rate=self.positive_rate, seed=seed, epoch=epoch, indices=index,

@@ -19,7 +19,7 @@ rows (all-gathered with gradient).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -29,16 +29,14 @@ from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.losses.metric import npairs_loss, triplet_semihard_loss
-from selfsup.methods.base import Method
-from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD
+from selfsup.methods.temporal import TemporalMethod
 from selfsup.ops.video import tcn_frames
 from selfsup.run.recipe import Recipe
-from selfsup.transforms import ColorJitter, Compose, Normalize, RandomApply, RandomResizedCrop
 
 LOSSES = ("triplet", "npairs")
 
 
-class TCN(Method):
+class TCN(TemporalMethod):
     """Args:
         backbone: the frame encoder (an ``out_dim`` attribute). anchors: K per clip.
         pos_radius, neg_radius: the single-view rule. loss: ``triplet`` or ``npairs``.
@@ -55,14 +53,14 @@ class TCN(Method):
 
     name: ClassVar[str] = "tcn"
     views: ClassVar[tuple[str, ...]] = ("frames", "labels")
-    takes_originals: ClassVar[bool] = True
-    takes_clips: ClassVar[bool] = True
+    crop_scale: ClassVar[tuple[float, float]] = (0.7, 1.0)
+    jitter: ClassVar[tuple[float, float, float, float]] = (0.3, 0.3, 0.2, 0.02)
 
     def __init__(
         self, backbone: nn.Module, anchors: int = 2, pos_radius: int = 1, neg_radius: int = 3, loss: str = "triplet", margin: float = 0.2,
         embedding_dim: int = 32, image_size: int | None = None,
     ) -> None:
-        super().__init__(backbone)
+        super().__init__(backbone, image_size)
         if loss not in LOSSES:
             raise ValueError(f"loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
         if margin < 0:
@@ -71,36 +69,13 @@ class TCN(Method):
             raise ValueError(f"embedding_dim, anchors: expected >= 1, got {embedding_dim}, {anchors}")
         self.anchors, self.pos_radius, self.neg_radius = int(anchors), int(pos_radius), int(neg_radius)
         self.loss, self.margin = loss, float(margin)
-        self.image_size = image_size
         self.embedding = nn.Linear(self.feature_dim, embedding_dim)
-        self._augmentations: dict[int, Compose] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_augmentations"] = {}
-        return state
-
-    def augmentation(self, size: int) -> Compose:
-        if size not in self._augmentations:
-            self._augmentations[size] = Compose([
-                RandomResizedCrop(size, scale=(0.7, 1.0)),
-                RandomApply([ColorJitter(0.3, 0.3, 0.2, 0.02)], p=0.8),
-                Normalize(mean=CHANNEL_MEAN, std=CHANNEL_STD),
-            ])
-        return self._augmentations[size]
 
     def make_batch(
         self, images: npt.NDArray[np.uint8] | list[npt.NDArray[np.uint8]], *, seed: int, epoch: int, indices: npt.NDArray[np.int64],
         device: torch.device | str = "cpu",
     ) -> dict[str, torch.Tensor]:
-        if isinstance(images, np.ndarray) and images.ndim in (5, 6):
-            clips = images
-        else:
-            from selfsup.data.clips import clip_squares
-
-            if self.image_size is None:
-                raise ValueError("image_size: clips decoded from files need the side of the crops; give the method an image_size")
-            clips = clip_squares(images, self.image_size)
+        clips = self.clips_of(images)
         index = np.asarray(indices, dtype=np.int64)
         drawn = tcn_frames(clips, anchors=self.anchors, pos_radius=self.pos_radius, neg_radius=self.neg_radius, seed=seed, epoch=epoch,
                            indices=index)

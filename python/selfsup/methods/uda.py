@@ -36,7 +36,6 @@ class UDA(SemiSupervised):
     """
 
     name: ClassVar[str] = "uda"
-    progress: torch.Tensor
 
     def __init__(
         self, backbone: nn.Module, temperature: float = 0.4, confidence: float = 0.8, tsa: str = "linear", lambda_u: float = 1.0,
@@ -51,12 +50,6 @@ class UDA(SemiSupervised):
         self.confidence = check_fraction("confidence", confidence)
         self.tsa = tsa
         self.lambda_u = check_fraction("lambda_u", lambda_u, 0.0, float("inf"))
-        self.register_buffer("progress", torch.tensor([0, 1], dtype=torch.int64))
-        """``[t, T]``: optimizer steps taken and the run's length, for the TSA schedule."""
-
-    def on_step_end(self, step: int, total_steps: int) -> None:
-        super().on_step_end(step, total_steps)
-        self.progress.copy_(torch.tensor([step, max(total_steps, 1)]))
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         labelled, labels = batch["labelled"], batch["labels"]
