@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_distributed import PREAMBLE
 from torch import nn
 
 from selfsup import plugins
@@ -457,23 +458,12 @@ def test_pretraining_then_semi_supervised_fine_tuning_starts_from_the_pretrained
 
 # ---------------------------------------------------------------- DDP
 
-DDP_SCRIPT = textwrap.dedent(
+DDP_SCRIPT = PREAMBLE + textwrap.dedent(
     """
-    import sys, numpy as np, torch
-    from torch import nn
-    torch.set_num_threads(1)
     from selfsup import plugins
     from selfsup.data import ArraySource
     from selfsup.data.semi import SemiSupervisedSource
     from selfsup.training import TrainConfig, Trainer
-
-    class Flat(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 12), nn.Tanh())
-            self.out_dim = 12
-        def forward(self, x):
-            return self.net(x)
 
     OPTIONS = {"fixmatch": {"threshold": 0.3, "mu": 2}, "uda": {"confidence": 0.3, "mu": 2}, "s4l": {"mu": 1},
                "supervised": {}, "sla": {"inference": "distilled"}}
@@ -481,7 +471,7 @@ DDP_SCRIPT = textwrap.dedent(
     images, labels = rng.integers(0, 256, (48, 8, 8, 3), dtype=np.uint8), np.arange(48) % 4
     for name in sys.argv[2].split(","):
         torch.manual_seed(0)
-        method = plugins.get("methods", name)(Flat(), classes=4, **OPTIONS[name])
+        method = plugins.get("methods", name)(NoBatchStats(), classes=4, **OPTIONS[name])
         data = SemiSupervisedSource.from_labelled(ArraySource(images, labels), per_class=3, seed=0)
         config = TrainConfig(steps=3, batch_size=8, lr=0.1, checkpoint_every=3, log_every=1, progress=False)
         trainer = Trainer(method, data, config, sys.argv[1] + "/" + name)

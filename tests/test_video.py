@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_distributed import PREAMBLE
 
 import selfsup.ops as ops
 from selfsup.data.clips import ClipArraySource, FrameFolderSource, clip_squares
@@ -265,27 +266,16 @@ def test_tcn_augments_anchor_and_positive_independently_and_labels_each_pair():
         TCN(small_resnet(width=8), loss="contrastive")
 
 
-DDP_SCRIPT = """
-import sys, numpy as np, torch
-from torch import nn
-torch.set_num_threads(1)
+DDP_SCRIPT = PREAMBLE + """
 from selfsup.data.clips import ClipArraySource
 from selfsup.methods.shuffle_learn import ShuffleLearn
 from selfsup.methods.tcn import TCN
 from selfsup.training import TrainConfig, Trainer
 
-class Flat(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 12), nn.Tanh())
-        self.out_dim = 12
-    def forward(self, x):
-        return self.net(x)
-
 clips = np.random.default_rng(1).integers(0, 256, (24, 12, 8, 8, 3), dtype=np.uint8)
-BUILD = {"tcn_triplet": lambda: TCN(Flat(), anchors=2, embedding_dim=6),
-         "tcn_npairs": lambda: TCN(Flat(), anchors=2, embedding_dim=6, loss="npairs"),
-         "shuffle_learn": lambda: ShuffleLearn(Flat(), window=6, hidden_dim=8)}
+BUILD = {"tcn_triplet": lambda: TCN(NoBatchStats(), anchors=2, embedding_dim=6),
+         "tcn_npairs": lambda: TCN(NoBatchStats(), anchors=2, embedding_dim=6, loss="npairs"),
+         "shuffle_learn": lambda: ShuffleLearn(NoBatchStats(), window=6, hidden_dim=8)}
 for name in sys.argv[2].split(","):
     torch.manual_seed(0)
     method = BUILD[name]()

@@ -46,15 +46,11 @@ class FixMatch(SemiSupervised):
         self.lambda_u = check_fraction("lambda_u", lambda_u, 0.0, float("inf"))
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        labelled, labels = batch["labelled"], batch["labels"]
-        pool = batch.get("unlabelled")
-        inputs = labelled if pool is None else torch.cat([labelled, pool.flatten(0, 1)])
-        logits = self.classifier()(inputs)
-        out = self.supervised_loss(logits[: len(labelled)], labels)
+        labelled, pool = self.logits_of(batch)
+        out = self.supervised_loss(labelled, batch["labels"])
         if pool is None:
             return {"loss": out["supervised"], **out}
-        weak, strong = logits[len(labelled) :].chunk(2)
-        unlabelled, mask = fixmatch_loss(weak, strong, self.threshold)
+        unlabelled, mask = fixmatch_loss(pool[0], pool[1], self.threshold)
         return {"loss": out["supervised"] + self.lambda_u * unlabelled, **out, "unlabelled": unlabelled.detach(), "mask": mask}
 
 

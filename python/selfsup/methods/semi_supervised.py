@@ -187,6 +187,16 @@ class SemiSupervised(Method):
         if self.ema is not None:
             ema_update(self.ema, self.classifier(), min(self.ema_decay, (1 + step) / (10 + step)))
 
+    def logits_of(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits of the labelled views ``(B, K)`` and of the pool's views ``(V, U, K)`` (None
+        without a pool), from one pass over all of them so BatchNorm sees them together."""
+        labelled, pool = batch["labelled"], batch.get("unlabelled")
+        inputs = labelled if pool is None else torch.cat([labelled, pool.flatten(0, 1)])
+        logits = self.classifier()(inputs)
+        if pool is None:
+            return logits, None
+        return logits[: len(labelled)], logits[len(labelled) :].view(pool.shape[0], pool.shape[1], -1)
+
     def supervised_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-entropy and accuracy on the labelled images (none: a zero loss that keeps the graph)."""
         if labels.numel() == 0:

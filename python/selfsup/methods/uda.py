@@ -52,19 +52,16 @@ class UDA(SemiSupervised):
         self.lambda_u = check_fraction("lambda_u", lambda_u, 0.0, float("inf"))
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        labelled, labels = batch["labelled"], batch["labels"]
-        pool = batch.get("unlabelled")
-        inputs = labelled if pool is None else torch.cat([labelled, pool.flatten(0, 1)])
-        logits = self.classifier()(inputs)
+        labelled, pool = self.logits_of(batch)
+        labels = batch["labels"]
         step, total = (int(v) for v in self.progress)
-        threshold = tsa_threshold(self.tsa, step, total, logits.shape[1])
-        supervised = self.supervised_loss(logits[: len(labelled)], labels)
+        threshold = tsa_threshold(self.tsa, step, total, labelled.shape[1])
+        supervised = self.supervised_loss(labelled, labels)
         if labels.numel():
-            supervised["supervised"], supervised["tsa_kept"] = tsa_cross_entropy(logits[: len(labelled)], labels, threshold, gather=True)
+            supervised["supervised"], supervised["tsa_kept"] = tsa_cross_entropy(labelled, labels, threshold, gather=True)
         if pool is None:
             return {"loss": supervised["supervised"], **supervised}
-        original, augmented = logits[len(labelled) :].chunk(2)
-        consistency, mask = uda_consistency(original, augmented, self.temperature, self.confidence)
+        consistency, mask = uda_consistency(pool[0], pool[1], self.temperature, self.confidence)
         return {"loss": supervised["supervised"] + self.lambda_u * consistency, **supervised, "unlabelled": consistency.detach(), "mask": mask}
 
 
