@@ -548,3 +548,59 @@ def test_a_labelled_folder_and_unlabelled_shards_train_together_in_forked_worker
     # 8 pool draws a step from 6 pool images: the broken one is met, replaced and reported
     assert [Path(p).name for p in trainer.skipped] == ["broken.jpg"]
     assert log[-1]["skipped"] == 1
+
+
+def test_batch_hard_triplet_loss_matches_the_reference_transcription():
+    from selfsup.losses.metric import batch_hard_triplet_loss
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(9, 4))
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 3, 3])
+    d = np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1))
+    expected = np.mean([
+        max(0.5 + max(d[a, p] for p in range(9) if p != a and labels[p] == labels[a]) - min(d[a, n] for n in range(9) if labels[n] != labels[a]), 0)
+        for a in range(9)
+    ])
+    assert float(batch_hard_triplet_loss(torch.from_numpy(z), torch.from_numpy(labels))) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="labels: expected every row to share its label"):
+        batch_hard_triplet_loss(torch.randn(3, 2), torch.tensor([0, 0, 1]))
+
+
+def test_s4l_exemplar_is_the_batch_hard_loss_on_the_copies_of_every_image():
+    from selfsup.losses.metric import batch_hard_triplet_loss
+
+    method = bound(S4L, task="exemplar", copies=3, exemplar_dim=5, rotation_weight=0.4)
+    batch = batch_for(method)
+    assert tuple(batch["labelled_more"].shape) == (3, 4, 3, 8, 8) and tuple(batch["unlabelled"].shape) == (4, 8, 3, 8, 8)
+    out = method.training_step(batch)
+    copies = torch.cat([batch["labelled_more"], batch["unlabelled"][1:]], dim=1)
+    embeddings = method.exemplar_head(method.backbone(copies.flatten(0, 1)))
+    identities = batch["keys"].repeat(3)
+    logits = method.head(method.backbone(batch["labelled"]))
+    expected = F.cross_entropy(logits, batch["labels"]) + 0.4 * batch_hard_triplet_loss(embeddings, identities, 0.5)
+    torch.testing.assert_close(out["loss"], expected)
+    with pytest.raises(ValueError, match="task"):
+        S4L(Flat(), classes=3, task="jigsaw")
+
+
+def test_s4l_pseudo_label_retraining_learns_the_teachers_predictions(tmp_path: Path):
+    from selfsup.models import small_resnet
+    from selfsup.run.build import build_trainer, resolve_run
+
+    config = resolve_run({"method": "supervised", "data": "digits", "labels_per_class": 1, "steps": 1, "batch_size": 10,
+                          "out": str(tmp_path / "teacher"), "backbone_options": {"width": 8}, "device": "cpu"})
+    teacher = build_trainer(config, progress=False)
+    teacher.fit()
+    torch.manual_seed(0)
+    method = S4L(small_resnet(width=8), classes=10, teacher=str(teacher.checkpoint_path), rotation_weight=0.0)
+    method.bind_dataset(20, np.array([0, 1, 2, 3, 4, 5, 6, 7] + [-1] * 12))
+    batch = batch_for(method)
+    out = method.training_step(batch)
+    pseudo = method._teacher[0].predict_logits(batch["unlabelled"][0]).argmax(1)
+    images = torch.cat([batch["labelled"], batch["unlabelled"][0]])
+    # the same pass as the method's (all four rotations, so BatchNorm sees the same batch)
+    logits = method.head(method.backbone(torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)]))[: len(images)])
+    expected = F.cross_entropy(logits[:4], batch["labels"]) + F.cross_entropy(logits[4:], pseudo)
+    torch.testing.assert_close(out["loss"], expected)
+    with pytest.raises(ValueError, match="teacher: .* classifies 10 classes, this run 4"):
+        S4L(small_resnet(width=8), classes=4, teacher=str(teacher.checkpoint_path))

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from selfsup.data.digits import validation_splits
 from selfsup.data.labelled import HELD_OUT_SETS
 
 METHODS: tuple[str, ...] = ("supervised", "fixmatch", "uda", "mixmatch", "s4l", "sla", "simclr>supervised", "simclr>fixmatch")
@@ -50,6 +51,9 @@ class SemiConfig:
     """Pool images per labelled one for the methods whose recipe uses more (FixMatch and UDA: 7)."""
     width: int = 16
     device: str = "cpu"
+    validation: int = 0
+    """> 0: choose settings without the held-out split — that many training images are the test
+    split and the rest the training split (:func:`~selfsup.data.digits.validation_splits`)."""
     pretrain_steps: int | None = None
     """Steps of the ``pre>`` rows' pretraining (``None``: the demo's budget for the method)."""
     extra_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -68,6 +72,8 @@ def run_one(config: SemiConfig, dataset: str, method: str, labels: int | None, s
     from selfsup.training.memory import PeakMemory
 
     splits = HELD_OUT_SETS[dataset][1]()
+    if config.validation:
+        splits = validation_splits(splits, config.validation)
     source = ArraySource(splits.train.images, splits.train.labels)
     data = SemiSupervisedSource.from_labelled(source, per_class=labels, seed=seed)
     pretrained, _, method = method.rpartition(">")

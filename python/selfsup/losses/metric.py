@@ -1,5 +1,6 @@
-"""Metric-learning losses of time-contrastive networks (Sermanet et al. 2018, arXiv:1704.06888):
-the triplet loss with semi-hard negatives and the multi-class n-pairs loss.
+"""Metric-learning losses: those of time-contrastive networks (Sermanet et al. 2018,
+arXiv:1704.06888) — the triplet loss with semi-hard negatives and the multi-class n-pairs loss —
+and the batch-hard triplet loss of S⁴L-Exemplar.
 
 - Triplet, semi-hard (Schroff, Kalenichenko & Philbin 2015, FaceNet, §3.2; TensorFlow's
   ``triplet_semihard_loss``, which TCN's code uses): with squared Euclidean distances d of the
@@ -87,3 +88,30 @@ def npairs_loss(
     cross_entropy = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
     regulariser = reg_lambda * 0.25 * (anchors.float().pow(2).sum(1).mean() + positives.float().pow(2).sum(1).mean())
     return cross_entropy + regulariser
+
+
+def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.5, gather: bool = False) -> torch.Tensor:
+    """The batch-hard triplet loss (Hermans, Beyer & Leibe 2017, "In Defense of the Triplet Loss
+    for Person Re-Identification", arXiv:1703.07737, eq. 5), as S⁴L-Exemplar uses it (margin 0.5):
+    for every row a, the farthest row of its label and the closest row of another label, by
+    Euclidean distance, and the mean over the rows of max(margin + d(a, p*) − d(a, n*), 0).
+    ``gather`` mines in the global batch (module docstring).
+
+    Raises:
+        ValueError: as :func:`triplet_semihard_loss`; a row without another row of its label.
+    """
+    _check("embeddings", embeddings, labels)
+    if margin < 0:
+        raise ValueError(f"margin: expected >= 0, got {margin}")
+    everyone, offset = gather_rows(embeddings) if gather else (embeddings, 0)
+    every_label = gather_labels(labels) if gather else labels
+    distances = (embeddings.float()[:, None, :] - everyone.float()[None, :, :]).pow(2).sum(-1).clamp_min(1e-12).sqrt()
+    rows = torch.arange(len(embeddings), device=embeddings.device)
+    same = labels[:, None] == every_label[None, :]
+    positive = same.clone()
+    positive[rows, rows + offset] = False
+    if not positive.any(dim=1).all():
+        raise ValueError("labels: expected every row to share its label with another row (copies of one image)")
+    hardest_positive = torch.where(positive, distances, torch.zeros_like(distances)).max(dim=1).values
+    hardest_negative = torch.where(~same, distances, torch.full_like(distances, torch.finfo(distances.dtype).max)).min(dim=1).values
+    return F.relu(margin + hardest_positive - hardest_negative).mean()

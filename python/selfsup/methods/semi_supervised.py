@@ -13,8 +13,10 @@ run's average is not dominated by the initial weights.
 
 ``make_batch`` takes the sampler's key indices: ``i + k·N`` (N the bound dataset size) is a
 repeated draw of sample ``i`` in one global batch, with its own augmentation stream and the label
-of ``i``. The batch of ``make_batch``: ``labelled (B, 3, S, S)``, ``labels (B,)`` and, with a pool,
-``unlabelled (V, U, 3, S, S)``: V views of each of U pool images.
+of ``i``. The batch of ``make_batch``: ``labelled (B, 3, S, S)``, ``labels (B,)``, ``keys (B + U,)`` (the
+key indices of the labelled images, then the pool's: unique in the global batch) and, with a
+pool, ``unlabelled (V, U, 3, S, S)``: V views of each of U pool images; a method whose labelled
+images get more than one view finds the others in ``labelled_more (V' − 1, B, 3, S, S)``.
 """
 
 from __future__ import annotations
@@ -169,9 +171,12 @@ class SemiSupervised(Method):
         if labelled.any():
             views = self._pipeline("labelled", size)(images[labelled], seed=seed, epoch=epoch, indices=streams[labelled])
             batch["labelled"] = views[0]
+            if len(views) > 1:
+                batch["labelled_more"] = torch.stack(views[1:])
         else:
             batch["labelled"] = torch.zeros((0, 3, size, size))
         batch["labels"] = torch.from_numpy(labels[labelled].copy())
+        batch["keys"] = torch.from_numpy(np.concatenate([streams[labelled], streams[~labelled]]))
         if (~labelled).any():
             views = self._pipeline("unlabelled", size)(images[~labelled], seed=seed, epoch=epoch, indices=streams[~labelled])
             batch["unlabelled"] = torch.stack(views)
