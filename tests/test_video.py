@@ -269,13 +269,15 @@ def test_tcn_augments_anchor_and_positive_independently_and_labels_each_pair():
 DDP_SCRIPT = PREAMBLE + """
 from selfsup.data.clips import ClipArraySource
 from selfsup.methods.shuffle_learn import ShuffleLearn
+from selfsup.methods.odd_one_out import OddOneOutNetwork
 from selfsup.methods.tcn import TCN
 from selfsup.training import TrainConfig, Trainer
 
 clips = np.random.default_rng(1).integers(0, 256, (24, 12, 8, 8, 3), dtype=np.uint8)
 BUILD = {"tcn_triplet": lambda: TCN(NoBatchStats(), anchors=2, embedding_dim=6),
          "tcn_npairs": lambda: TCN(NoBatchStats(), anchors=2, embedding_dim=6, loss="npairs"),
-         "shuffle_learn": lambda: ShuffleLearn(NoBatchStats(), window=6, hidden_dim=8)}
+         "shuffle_learn": lambda: ShuffleLearn(NoBatchStats(), window=6, hidden_dim=8),
+         "odd_one_out": lambda: OddOneOutNetwork(NoBatchStats(), questions=3, length=3)}
 for name in sys.argv[2].split(","):
     torch.manual_seed(0)
     method = BUILD[name]()
@@ -290,4 +292,56 @@ for name in sys.argv[2].split(","):
 def test_two_gloo_processes_train_the_temporal_methods_like_one(tmp_path: Path):
     from test_distributed import assert_two_ranks_train_like_one
 
-    assert_two_ranks_train_like_one(tmp_path, DDP_SCRIPT, "tcn_triplet,tcn_npairs,shuffle_learn")
+    assert_two_ranks_train_like_one(tmp_path, DDP_SCRIPT, "tcn_triplet,tcn_npairs,shuffle_learn,odd_one_out")
+
+
+# ---------------------------------------------------------------- odd-one-out
+
+
+def reference_dynamic_image(frames: np.ndarray) -> np.ndarray:
+    """Approximate rank pooling with α_t = 2t − T − 1 (t from 1), rescaled by its own range (halves rounded up)."""
+    length = len(frames)
+    alphas = 2 * np.arange(1, length + 1) - length - 1
+    pooled = np.tensordot(alphas, frames.astype(np.int64), axes=1)
+    low, high = pooled.min(), pooled.max()
+    return np.full(pooled.shape, 128, np.uint8) if high == low else np.floor((pooled - low) * 255.0 / (high - low) + 0.5).astype(np.uint8)
+
+
+def test_odd_one_out_questions_shuffle_one_subsequence_and_encode_dynamic_images():
+    clips = random_clips(8, t=12, size=5, seed=4)
+    drawn = ops.odd_one_out(clips, questions=5, length=4, seed=2, indices=np.arange(8))
+    assert drawn.images.shape == (8, 5, 5, 5, 3)
+    for n in range(8):
+        for q in range(5):
+            numbers = drawn.frames[n, q]
+            in_order = bool(np.all(np.diff(numbers) == 1))
+            assert in_order == (q != drawn.labels[n])
+            assert np.array_equal(np.sort(numbers), np.arange(numbers.min(), numbers.min() + 4))
+            assert not np.all(np.diff(numbers) == -1)
+            np.testing.assert_array_equal(drawn.images[n, q], reference_dynamic_image(clips[n, numbers]))
+    with pytest.raises(ValueError, match="length: expected at least 3"):
+        ops.odd_one_out(clips, length=2)
+
+
+def test_sum_of_differences_is_the_pairwise_sum():
+    from selfsup.methods.odd_one_out import sum_of_differences
+
+    features = torch.randn(2, 5, 3)
+    expected = sum(features[:, i] - features[:, j] for i in range(5) for j in range(i + 1, 5))
+    torch.testing.assert_close(sum_of_differences(features), expected)
+
+
+def test_odd_one_out_network_trains_on_clips(tmp_path: Path):
+    from selfsup.methods.odd_one_out import OddOneOutNetwork
+    from selfsup.run.build import build_trainer, resolve_run
+
+    method = OddOneOutNetwork(small_resnet(width=8), questions=3, length=3, image_size=8)
+    still = random_clips(2, t=8, size=10)
+    still[:] = still[:, :1]
+    batch = method.make_batch(still, seed=0, epoch=0, indices=np.array([0, 1]))
+    assert tuple(batch["images"].shape) == (2, 3, 3, 8, 8)
+    torch.testing.assert_close(batch["images"][0, 0], batch["images"][0, 2])  # one draw for a question's subsequences
+    config = resolve_run({"method": "o3n", "data": "moving_digits", "steps": 2, "batch_size": 8, "out": str(tmp_path / "o3n"),
+                          "backbone_options": {"width": 8}, "device": "cpu"})
+    log = build_trainer(config, progress=False).fit()
+    assert math.isfinite(log[-1]["loss"])

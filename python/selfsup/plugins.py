@@ -71,6 +71,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.label_augmentation",
     "selfsup.methods.shuffle_learn",
     "selfsup.methods.tcn",
+    "selfsup.methods.odd_one_out",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use selfsup_ops::parallel::{for_each_sample, for_each_sample2};
 use selfsup_ops::rng::{OpSalt, Streams};
-use selfsup_ops::video::{self, ClipShape, TcnRule, TupleRule};
+use selfsup_ops::video::{self, ClipShape, OddRule, TcnRule, TupleRule};
 
 use super::arrays::{alloc, array_arg, indices_arg, op_err, to_numpy, value_error, ArrayArg};
 
@@ -166,9 +166,66 @@ fn tcn_frames<'py>(
     )
 }
 
+
+/// Odd-One-Out questions of `clips`: the dynamic image of every subsequence `(N, Q, H, W, C)`,
+/// the odd position `(N,)` and the frame numbers `(N, Q, L)`.
+#[pyfunction]
+#[pyo3(signature = (clips, questions, length, seed, epoch, indices=None))]
+#[allow(clippy::too_many_arguments)]
+fn odd_one_out<'py>(
+    py: Python<'py>,
+    clips: &Bound<'py, PyAny>,
+    questions: i64,
+    length: i64,
+    seed: u64,
+    epoch: u64,
+    indices: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (array, s) = clips_arg(clips, "clips")?;
+    if questions < 0 || length < 0 {
+        return Err(value_error("questions, length", format!("expected >= 0, got {questions}, {length}")));
+    }
+    let rule = OddRule { questions: questions as usize, length: length as usize };
+    rule.check(s.t).map_err(op_err)?;
+    let indices = indices_arg(indices, s.n, "indices")?;
+    let data = array.data();
+    let frame = s.frame_len();
+    let (q, l) = (rule.questions, rule.length);
+    let mut images = alloc::<u8>(&[s.n, q * frame], "clips")?;
+    let mut meta = alloc::<i64>(&[s.n, 1 + q * l], "clips")?;
+    run_blocks(py, s.n, |r, parallel| {
+        let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
+        let start = r.start;
+        for_each_sample2(parallel, &mut images[r.start * q * frame..r.end * q * frame], q * frame, &mut meta[r.start * (1 + q * l)..r.end * (1 + q * l)], 1 + q * l, |i, dst, info| {
+            let clip = &data[(start + i) * s.clip_len()..(start + i + 1) * s.clip_len()];
+            let (numbers, odd) = video::draw_odd_one_out(s.t, &rule, &mut streams.rng(OpSalt::Tuples, i));
+            let mut stack = vec![0u8; l * frame];
+            for (k, chunk) in numbers.chunks(l).enumerate() {
+                video::copy_frames(clip, frame, chunk, &mut stack);
+                video::dynamic_image(&stack, l, frame, &mut dst[k * frame..(k + 1) * frame]);
+            }
+            info[0] = odd as i64;
+            for (k, &t) in numbers.iter().enumerate() {
+                info[1 + k] = t as i64;
+            }
+        });
+    })?;
+    let labels: Vec<i64> = meta.chunks_exact(1 + q * l).map(|m| m[0]).collect();
+    let numbers: Vec<i64> = meta.chunks_exact(1 + q * l).flat_map(|m| m[1..].to_vec()).collect();
+    PyTuple::new(
+        py,
+        [
+            to_numpy(py, images, &[s.n, q, s.h, s.w, s.c])?.into_any(),
+            to_numpy(py, labels, &[s.n])?.into_any(),
+            to_numpy(py, numbers, &[s.n, q, l])?.into_any(),
+        ],
+    )
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame_motion, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_learn_tuples, m)?)?;
     m.add_function(wrap_pyfunction!(tcn_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(odd_one_out, m)?)?;
     Ok(())
 }

@@ -25,7 +25,7 @@ from torch import nn
 
 from selfsup.data.moving_digits import ClipSplits, load_moving_digits, two_camera
 
-METHODS: tuple[str, ...] = ("shuffle_learn", "tcn")
+METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn")
 MULTI_VIEW = ("tcn",)
 """Methods trained on the training clips seen through two cameras (:func:`~selfsup.data.moving_digits.two_camera`)."""
 

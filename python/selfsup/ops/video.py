@@ -116,3 +116,39 @@ def tcn_frames(
         as_array(clips), int(anchors), int(pos_radius), int(neg_radius), resolve_seed(seed), check_epoch(epoch), as_int64(indices, "indices")
     )
     return TcnFrames(frames, times)
+
+
+class OddOneOut(NamedTuple):
+    images: npt.NDArray[np.uint8]
+    """``(N, Q, H, W, C)``: the dynamic image of each subsequence, in the order shown."""
+    labels: npt.NDArray[np.int64]
+    """``(N,)``: the position of the shuffled subsequence."""
+    frames: npt.NDArray[np.int64]
+    """``(N, Q, L)``: the frame numbers of each subsequence, in the order shown."""
+
+
+def odd_one_out(
+    clips: Any, *, questions: int = 6, length: int = 4, seed: int | None = None, epoch: int = 0, indices: Any = None
+) -> OddOneOut:
+    """Odd-One-Out questions (Fernando, Bilen, Gavves & Gould 2017, "Self-Supervised Video
+    Representation Learning With Odd-One-Out Networks", arXiv:1611.06646, §3): per clip,
+    ``questions`` (N + 1) subsequences of ``length`` consecutive frames at uniform starts, all in
+    order but one, whose frames are a uniform random permutation other than the identity and the
+    reverse. Each subsequence is encoded as its dynamic image (Bilen et al. 2016, approximate rank
+    pooling Σ_t α_t x_t with α_t = 2t − L − 1, rescaled to uint8 by its own range, halves rounded
+    up), one of the
+    encodings the paper evaluates. Draws from ``(seed, epoch, indices[i])``.
+
+    Raises:
+        ValueError: bad clips; ``questions`` < 2; ``length`` < 3 or longer than the clips.
+
+    Example:
+        >>> import numpy as np
+        >>> clips = np.random.default_rng(0).integers(0, 255, (2, 10, 8, 8, 3), dtype=np.uint8)
+        >>> odd_one_out(clips, questions=4, length=3, seed=0).images.shape
+        (2, 4, 8, 8, 3)
+    """
+    images, labels, frames = _native.odd_one_out(
+        as_array(clips), int(questions), int(length), resolve_seed(seed), check_epoch(epoch), as_int64(indices, "indices")
+    )
+    return OddOneOut(images, labels, frames)

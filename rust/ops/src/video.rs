@@ -115,7 +115,7 @@ pub fn draw_tuple(motion: &[f32], rule: &TupleRule, rng: &mut ChaCha8Rng) -> Fra
     FrameTuple { five, shown, positive }
 }
 
-/// Copies the frames `shown` of one clip into `dst` (`3 · frame_len` values).
+/// Copies the frames `shown` of one clip into `dst` (`shown.len() · frame_len` values).
 pub fn copy_frames(clip: &[u8], frame_len: usize, shown: &[usize], dst: &mut [u8]) {
     for (k, &t) in shown.iter().enumerate() {
         dst[k * frame_len..(k + 1) * frame_len].copy_from_slice(&clip[t * frame_len..(t + 1) * frame_len]);
@@ -192,6 +192,68 @@ pub fn draw_tcn_pairs(frames: usize, rule: &TcnRule, rng: &mut ChaCha8Rng) -> Ve
         .collect()
 }
 
+
+/// How Odd-One-Out draws its question from a clip (Fernando, Bilen, Gavves & Gould 2017, §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OddRule {
+    /// Subsequences shown, N + 1 (at least 2).
+    pub questions: usize,
+    /// Consecutive frames in a subsequence (at least 3, so that a shuffle other than the reverse exists).
+    pub length: usize,
+}
+
+impl OddRule {
+    pub fn check(&self, frames: usize) -> OpResult<()> {
+        ensure(self.questions >= 2, "questions", || format!("expected at least 2 subsequences, got {}", self.questions))?;
+        ensure(self.length >= 3, "length", || format!("expected at least 3 frames per subsequence, got {}", self.length))?;
+        ensure(self.length <= frames, "length", || format!("expected at most the clip's {frames} frames, got {}", self.length))
+    }
+}
+
+/// The frames of one question: `questions` subsequences of `length` consecutive frames at uniform
+/// starts, in order, except the one at the returned position, whose frames are a uniform random
+/// permutation that is neither the identity nor the reverse. Returns `(frame numbers, odd position)`.
+pub fn draw_odd_one_out(frames: usize, rule: &OddRule, rng: &mut ChaCha8Rng) -> (Vec<usize>, usize) {
+    let odd = rng.random_range(0..rule.questions);
+    let mut out = Vec::with_capacity(rule.questions * rule.length);
+    for q in 0..rule.questions {
+        let start = rng.random_range(0..=frames - rule.length);
+        let mut order: Vec<usize> = (start..start + rule.length).collect();
+        if q == odd {
+            loop {
+                for i in (1..order.len()).rev() {
+                    let j = rng.random_range(0..=i);
+                    order.swap(i, j);
+                }
+                let ascending = order.windows(2).all(|w| w[0] < w[1]);
+                let descending = order.windows(2).all(|w| w[0] > w[1]);
+                if !ascending && !descending {
+                    break;
+                }
+            }
+        }
+        out.extend(order);
+    }
+    (out, odd)
+}
+
+/// The dynamic image of `length` frames (Bilen, Fernando, Gavves, Vedaldi & Gould 2016,
+/// approximate rank pooling with the linear weights α_t = 2t − T − 1, t = 1..T): Σ_t α_t x_t,
+/// mapped to uint8 by its own minimum and maximum (a flat result is mid-grey 128).
+pub fn dynamic_image(frames: &[u8], length: usize, frame_len: usize, dst: &mut [u8]) {
+    let mut acc = vec![0i64; frame_len];
+    for t in 0..length {
+        let alpha = 2 * (t as i64 + 1) - length as i64 - 1;
+        for (a, &x) in acc.iter_mut().zip(&frames[t * frame_len..(t + 1) * frame_len]) {
+            *a += alpha * i64::from(x);
+        }
+    }
+    let (low, high) = acc.iter().fold((i64::MAX, i64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    for (d, &v) in dst.iter_mut().zip(&acc) {
+        *d = if high > low { (((v - low) as f64 * 255.0 / (high - low) as f64).round()) as u8 } else { 128 };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +307,30 @@ mod tests {
             }
         }
         assert!(TcnRule { anchors: 4, pos_radius: 2, neg_radius: 4, multi_view: false }.check(20).is_err());
+    }
+
+    #[test]
+    fn odd_one_out_shuffles_exactly_one_subsequence() {
+        let rule = OddRule { questions: 4, length: 4 };
+        for i in 0..200 {
+            let (frames, odd) = draw_odd_one_out(12, &rule, &mut sample_rng(3, 0, OpSalt::Tuples, i));
+            for (q, chunk) in frames.chunks(4).enumerate() {
+                let ascending = chunk.windows(2).all(|w| w[1] == w[0] + 1);
+                let mut sorted = chunk.to_vec();
+                sorted.sort_unstable();
+                assert!(sorted.windows(2).all(|w| w[1] == w[0] + 1) && sorted[3] < 12);
+                assert_eq!(ascending, q != odd);
+                assert!(q != odd || !chunk.windows(2).all(|w| w[0] == w[1] + 1));
+            }
+        }
+    }
+
+    #[test]
+    fn dynamic_image_weights_frames_linearly() {
+        // two frames: alpha = (-1, 1), so the image is x_2 - x_1 rescaled
+        let frames = [10u8, 20, 30, 50, 20, 30];
+        let mut out = [0u8; 3];
+        dynamic_image(&frames, 2, 3, &mut out);
+        assert_eq!(out, [255, 0, 0]); // differences 40, 0, 0
     }
 }
