@@ -345,3 +345,52 @@ def test_odd_one_out_network_trains_on_clips(tmp_path: Path):
                           "backbone_options": {"width": 8}, "device": "cpu"})
     log = build_trainer(config, progress=False).fit()
     assert math.isfinite(log[-1]["loss"])
+
+
+# ---------------------------------------------------------------- video files
+
+
+def write_video(path: Path, frames: np.ndarray) -> None:
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.bit_rate = 4_000_000
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_video_files_decode_evenly_spaced_frames_and_skip_broken_ones(tmp_path: Path):
+    from selfsup.data.clips import VideoFileSource, open_clips
+
+    clips = moving_digits(3, frames=12, seed=2).clips
+    write_video(tmp_path / "left" / "a.mp4", clips[0])
+    write_video(tmp_path / "right" / "b.mp4", clips[1])
+    write_video(tmp_path / "right" / "c.mp4", clips[2][:3])
+    (tmp_path / "right" / "d.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video")
+    source = open_clips(tmp_path, frames=4)
+    assert isinstance(source, VideoFileSource)
+    assert (len(source), source.classes, source.targets) == (4, ["left", "right"], [0, 1, 1, 1])
+    loaded = source.load([0, 1, 2, 3])
+    assert loaded.indices == [0, 1] and [i for i, _, _ in loaded.skipped] == [2, 3]
+    for clip, original in zip(loaded.images, clips[:2]):
+        assert clip.shape == (4, 48, 48, 3)
+        for k, t in enumerate([0, 4, 7, 11]):  # evenly spaced over 12 frames
+            errors = [np.abs(clip[k].astype(int) - o.astype(int)).mean() for o in original]
+            assert int(np.argmin(errors)) == t and errors[t] < 6
+
+
+def test_shuffle_learn_trains_from_a_folder_of_videos(tmp_path: Path):
+    from selfsup.run.build import build_trainer, resolve_run
+
+    for i, clip in enumerate(moving_digits(4, frames=16, seed=3).clips):
+        write_video(tmp_path / "videos" / f"{i}.mp4", clip)
+    config = resolve_run({"method": "shuffle_learn", "data": str(tmp_path / "videos"), "steps": 2, "batch_size": 4, "image_size": 32,
+                          "out": str(tmp_path / "run"), "backbone_options": {"width": 8}, "device": "cpu", "workers": 1})
+    log = build_trainer(config, progress=False).fit()
+    assert math.isfinite(log[-1]["loss"])

@@ -1,4 +1,5 @@
-"""Video clips as data-path sources: in-memory clip arrays and folders of frames (one folder per clip).
+"""Video clips as data-path sources: in-memory clip arrays, folders of frames (one folder per
+clip) and video files (decoded with PyAV, whose wheels bundle FFmpeg: ``pip install "selfsup[video]"``).
 
 A clip source is a :class:`~selfsup.data.pipeline.Source` whose samples are clips: ``load`` gives
 uint8 ``(T, H, W, 3)`` arrays (one ``(N, T, S, S, 3)`` array for in-memory clips), decoded per
@@ -145,3 +146,119 @@ def clip_squares(clips: Sequence[U8Array] | U8Array, size: int) -> U8Array:
     frames = [frame for clip in clips for frame in clip]
     squares = center_squares(frames, size)
     return squares.reshape(len(clips), -1, size, size, squares.shape[-1])
+
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
+MAX_FRAME_PIXELS = 1 << 26
+"""Frames larger than this (64 Mpx) are refused before decoding: a hostile header cannot make
+the decoder allocate without bound."""
+
+
+def _video_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def decode_video(path: str | os.PathLike[str], frames: int) -> U8Array:
+    """``frames`` RGB frames ``(frames, H, W, 3)`` evenly spaced over the video at ``path``.
+
+    Raises:
+        ImportError: PyAV is not installed. ValueError: no video stream, fewer frames than asked,
+            frames above :data:`MAX_FRAME_PIXELS`, or a file FFmpeg cannot decode.
+    """
+    try:
+        import av
+    except ImportError:
+        raise ImportError('video files need PyAV: pip install "selfsup[video]"') from None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError("no video stream")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width * height > MAX_FRAME_PIXELS:
+                raise ValueError(f"frames of {width}x{height} exceed {MAX_FRAME_PIXELS} pixels")
+            stream.thread_type = "AUTO"
+            decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    except av.FFmpegError as error:
+        raise ValueError(f"cannot decode: {error}") from None
+    if len(decoded) < frames:
+        raise ValueError(f"{len(decoded)} frames, {frames} needed")
+    chosen = [decoded[round(k)] for k in np.linspace(0, len(decoded) - 1, frames)]
+    return np.stack(chosen)
+
+
+class VideoFileSource:
+    """Video files as clips: ``root/*.mp4`` (unlabelled) or ``root/class/*.mp4`` (class
+    sub-folders give labels), or a list of paths. Each clip is ``frames`` frames evenly spaced
+    over its video, decoded per batch with PyAV; a file that cannot be decoded or is too short is
+    skipped in its batch and recorded in ``skipped``.
+
+    Raises:
+        FileNotFoundError: no video file. ValueError: ``frames`` < 2.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], frames: int = 16) -> None:
+        if frames < 2:
+            raise ValueError(f"frames: expected at least 2 frames per clip, got {frames}")
+        self.frames = int(frames)
+        self.classes: list[str] = []
+        labels: list[int] = []
+        if isinstance(root, (str, os.PathLike)):
+            top = Path(root)
+            if not top.is_dir():
+                raise FileNotFoundError(f"data: {top} is not a folder")
+            children = sorted(p for p in top.iterdir() if p.is_dir() and _video_files(p))
+            if children and not _video_files(top):
+                self.classes = [c.name for c in children]
+                self.paths = [f for c in children for f in _video_files(c)]
+                labels = [k for k, c in enumerate(children) for _ in _video_files(c)]
+            else:
+                self.paths = _video_files(top)
+        else:
+            self.paths = [Path(p) for p in root]
+        if not self.paths:
+            raise FileNotFoundError(f"data: no video files ({', '.join(VIDEO_EXTENSIONS)}) in {root}")
+        self._labels = labels or [-1] * len(self.paths)
+        self.labeled = bool(labels)
+        self.skipped: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def targets(self) -> list[int]:
+        return list(self._labels)
+
+    def load(self, indices: Sequence[int]) -> Loaded:
+        images: list[U8Array] = []
+        targets: list[int] = []
+        kept: list[int] = []
+        skipped: list[tuple[int, str, str]] = []
+        for index in indices:
+            path = self.paths[int(index)]
+            try:
+                images.append(decode_video(path, self.frames))
+            except (ValueError, OSError) as error:
+                skipped.append((int(index), str(path), str(error)))
+                continue
+            targets.append(self._labels[int(index)])
+            kept.append(int(index))
+        for _, path_text, reason in skipped:
+            self.skipped.setdefault(path_text, reason)
+        return Loaded(images, targets, kept, skipped)
+
+    def __repr__(self) -> str:
+        return f"VideoFileSource({len(self)} videos, {self.frames} frames each)"
+
+
+def open_clips(spec: str | os.PathLike[str], frames: int = 16) -> VideoFileSource | FrameFolderSource:
+    """The clip source a path names: video files (a folder of them, with or without class
+    sub-folders) or folders of frames.
+
+    Raises:
+        FileNotFoundError: neither.
+    """
+    top = Path(spec)
+    if top.is_dir() and (_video_files(top) or any(c.is_dir() and _video_files(c) for c in top.iterdir())):
+        return VideoFileSource(top, frames=frames)
+    return FrameFolderSource(top, frames=frames)

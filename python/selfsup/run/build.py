@@ -207,10 +207,10 @@ def build_trainer(
     """
     method_cls, _ = method_and_recipe(config.method)
     if data is None and method_cls.takes_clips and looks_like_path(config.data):
-        from selfsup.data.clips import FrameFolderSource
+        from selfsup.data.clips import open_clips
 
         try:
-            source: Source = FrameFolderSource(config.data)
+            source: Source = open_clips(config.data)
         except (OSError, ValueError) as error:
             raise ConfigError(f"data: {str(error).removeprefix('data: ')}") from None
     elif data is None:

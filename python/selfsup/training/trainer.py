@@ -29,7 +29,7 @@ import numpy.typing as npt
 import torch
 from selfsup_kernels.distributed import world
 
-from selfsup.data.clips import ClipArraySource, FrameFolderSource
+from selfsup.data.clips import ClipArraySource, FrameFolderSource, VideoFileSource
 from selfsup.data.pipeline import ArraySource, BatchPipeline, Source, TrainBatch, TrainLoader
 from selfsup.data.sampler import SemiSupervisedBatchSampler, StepBatchSampler
 from selfsup.data.semi import SemiSupervisedSource, semi_supervised_source
@@ -144,7 +144,7 @@ class Trainer:
             labels = np.asarray(data.targets, dtype=np.int64) if data.labeled else None
         else:
             raise TypeError(f"data: expected a uint8 array or a data source, got {type(data).__name__}")
-        clips = isinstance(self.source, (ClipArraySource, FrameFolderSource))
+        clips = isinstance(self.source, (ClipArraySource, FrameFolderSource, VideoFileSource))
         if clips != method.takes_clips:
             raise ValueError(
                 f"data: method {method.name} trains on {'clips' if method.takes_clips else 'images'} and the data holds "
