@@ -394,3 +394,46 @@ def test_shuffle_learn_trains_from_a_folder_of_videos(tmp_path: Path):
                           "out": str(tmp_path / "run"), "backbone_options": {"width": 8}, "device": "cpu", "workers": 1})
     log = build_trainer(config, progress=False).fit()
     assert math.isfinite(log[-1]["loss"])
+
+
+# ---------------------------------------------------------------- clip-level contrast
+
+
+def test_rho_clips_cut_clips_at_independent_starts():
+    clips = random_clips(6, t=20, size=4, seed=5)
+    frames, starts = ops.rho_clips(clips, rho=3, length=4, stride=2, seed=1, indices=np.arange(6))
+    assert frames.shape == (6, 3, 4, 4, 4, 3)
+    for n in range(6):
+        for r in range(3):
+            assert 0 <= starts[n, r] <= 20 - 7
+            np.testing.assert_array_equal(frames[n, r], clips[n, starts[n, r] + 2 * np.arange(4)])
+    assert len(np.unique(starts)) > 3
+    with pytest.raises(ValueError, match="length: 11 frames 2 apart span 21 frames"):
+        ops.rho_clips(clips, length=11, stride=2)
+
+
+def test_rho_methods_augment_each_clip_with_one_draw_and_train_a_clip_backbone(tmp_path: Path):
+    from selfsup.methods.rho_clips import RhoBYOL, RhoSimCLR
+    from selfsup.models.video import small_r2plus1d
+    from selfsup.run.build import build_trainer, resolve_run
+
+    backbone = small_r2plus1d(width=4)
+    assert backbone(torch.zeros(2, 3, 8, 8)).shape == (2, 32) and backbone(torch.zeros(2, 3, 5, 8, 8)).shape == (2, 32)
+    method = RhoSimCLR(backbone, clip_length=3, views=3, image_size=8)
+    still = random_clips(2, t=10, size=10)
+    still[:] = still[:, :1]
+    views = method.make_batch(still, seed=0, epoch=0, indices=np.array([0, 1]))["views"]
+    assert tuple(views.shape) == (3, 2, 3, 3, 8, 8)
+    torch.testing.assert_close(views[0, 0, :, 0], views[0, 0, :, 2])  # the frames of a clip: one draw
+    assert not torch.equal(views[0, 0], views[1, 0])  # two clips: two draws
+    assert tuple(RhoBYOL(small_r2plus1d(width=4), clip_length=4).make_batch(still, seed=0, epoch=0, indices=np.arange(2))["views"].shape) == (2, 2, 3, 4, 10, 10)
+    config = resolve_run({"method": "rho_byol", "data": "moving_digits", "steps": 2, "batch_size": 4, "out": str(tmp_path / "rho"),
+                          "backbone_options": {"width": 4}, "device": "cpu"})
+    trainer = build_trainer(config, progress=False)
+    assert math.isfinite(trainer.fit()[-1]["loss"])
+    from selfsup.run.restore import load_backbone
+
+    restored = load_backbone(trainer.checkpoint_path)
+    clip = torch.randn(1, 3, 4, 48, 48)
+    trainer.method.backbone.eval()
+    torch.testing.assert_close(restored(clip), trainer.method.backbone(clip))

@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.data.moving_digits",
     "selfsup.models.backbones",
     "selfsup.models.vit",
+    "selfsup.models.video",
     "selfsup.methods.rotnet",
     "selfsup.methods.simclr",
     "selfsup.methods.moco",
@@ -72,6 +73,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.shuffle_learn",
     "selfsup.methods.tcn",
     "selfsup.methods.odd_one_out",
+    "selfsup.methods.rho_clips",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

@@ -222,10 +222,63 @@ fn odd_one_out<'py>(
     )
 }
 
+
+/// ρ clips of `length` frames `stride` apart from every video of `clips`: frames
+/// `(N, ρ, L, H, W, C)` and the starts `(N, ρ)`.
+#[pyfunction]
+#[pyo3(signature = (clips, rho, length, stride, seed, epoch, indices=None))]
+#[allow(clippy::too_many_arguments)]
+fn rho_clips<'py>(
+    py: Python<'py>,
+    clips: &Bound<'py, PyAny>,
+    rho: i64,
+    length: i64,
+    stride: i64,
+    seed: u64,
+    epoch: u64,
+    indices: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (array, s) = clips_arg(clips, "clips")?;
+    if rho < 1 || length < 1 || stride < 1 {
+        return Err(value_error("rho, length, stride", format!("expected positive ints, got {rho}, {length}, {stride}")));
+    }
+    let (rho, length, stride) = (rho as usize, length as usize, stride as usize);
+    let span = (length - 1).saturating_mul(stride).saturating_add(1);
+    if span > s.t {
+        return Err(value_error("length", format!("{length} frames {stride} apart span {span} frames, the clips have {}", s.t)));
+    }
+    let indices = indices_arg(indices, s.n, "indices")?;
+    let data = array.data();
+    let frame = s.frame_len();
+    let per = rho * length * frame;
+    let mut frames = alloc::<u8>(&[s.n, per], "clips")?;
+    let mut starts = alloc::<i64>(&[s.n, rho], "clips")?;
+    run_blocks(py, s.n, |r, parallel| {
+        let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
+        let start = r.start;
+        for_each_sample2(parallel, &mut frames[r.start * per..r.end * per], per, &mut starts[r.start * rho..r.end * rho], rho, |i, dst, info| {
+            let clip = &data[(start + i) * s.clip_len()..(start + i + 1) * s.clip_len()];
+            for (k, first) in video::draw_clip_starts(s.t, rho, length, stride, &mut streams.rng(OpSalt::Tuples, i)).into_iter().enumerate() {
+                let numbers: Vec<usize> = (0..length).map(|j| first + j * stride).collect();
+                video::copy_frames(clip, frame, &numbers, &mut dst[k * length * frame..(k + 1) * length * frame]);
+                info[k] = first as i64;
+            }
+        });
+    })?;
+    PyTuple::new(
+        py,
+        [
+            to_numpy(py, frames, &[s.n, rho, length, s.h, s.w, s.c])?.into_any(),
+            to_numpy(py, starts, &[s.n, rho])?.into_any(),
+        ],
+    )
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame_motion, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_learn_tuples, m)?)?;
     m.add_function(wrap_pyfunction!(tcn_frames, m)?)?;
     m.add_function(wrap_pyfunction!(odd_one_out, m)?)?;
+    m.add_function(wrap_pyfunction!(rho_clips, m)?)?;
     Ok(())
 }

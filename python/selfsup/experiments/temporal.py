@@ -4,7 +4,8 @@ Each method trains from its registered recipe on the training clips for the shar
 on the same clips seen through two cameras, its multi-view form); the
 frozen backbone is then probed twice on held-out clips (digits the training clips never show):
 frame features (the first frame of each clip) on the digit shown, and clip features (the first
-three frames' features, concatenated) on the direction of motion. The same probes run on the same
+three frames' features, concatenated; a clip backbone's features of the first 8 frames) on the
+direction of motion. The same probes run on the same
 architecture at random init. Wall time and peak memory are recorded.
 
     python -m selfsup.experiments.temporal --out runs/temporal
@@ -25,7 +26,7 @@ from torch import nn
 
 from selfsup.data.moving_digits import ClipSplits, load_moving_digits, two_camera
 
-METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn")
+METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn", "rho_byol")
 MULTI_VIEW = ("tcn",)
 """Methods trained on the training clips seen through two cameras (:func:`~selfsup.data.moving_digits.two_camera`)."""
 
@@ -44,9 +45,23 @@ class TemporalConfig:
 
 
 def clip_features(backbone: nn.Module, clips: Any, frames: int = 3) -> torch.Tensor:
-    """``(N, frames · D)``: the features of each clip's first ``frames`` frames, concatenated."""
+    """``(N, frames · D)``: the features of each clip's first ``frames`` frames, concatenated; for
+    a clip backbone (:class:`~selfsup.models.video.SmallR2Plus1d`) ``(N, D)``, its features of
+    the first 8 frames as one clip."""
     from selfsup.eval.protocol import extract_features
+    from selfsup.models.inputs import images_to_tensor
+    from selfsup.models.video import SmallR2Plus1d
 
+    if isinstance(backbone, SmallR2Plus1d):
+        device = next(backbone.parameters()).device
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(clips), 64):
+                part = clips[start : start + 64, :8]
+                n, t = part.shape[:2]
+                x = images_to_tensor(part.reshape(n * t, *part.shape[2:]), device).view(n, t, 3, *part.shape[2:4]).transpose(1, 2)
+                out.append(backbone(x).cpu())
+        return torch.cat(out)
     per_frame = [extract_features(backbone, clips[:, t]) for t in range(frames)]
     return torch.cat(per_frame, dim=1)
 

@@ -12,7 +12,7 @@ from selfsup.ops.color import (
     rgb_to_lab,
 )
 from selfsup.ops.decode import DecodeError, decode_images
-from selfsup.ops.video import FrameTuples, OddOneOut, TcnFrames, frame_motion, odd_one_out, shuffle_learn_tuples, tcn_frames
+from selfsup.ops.video import FrameTuples, OddOneOut, TcnFrames, frame_motion, odd_one_out, rho_clips, shuffle_learn_tuples, tcn_frames
 from selfsup.ops.inpainting import CORRUPTIONS, Corrupted, apply_mask, corrupt, inpaint_masks
 from selfsup.ops.geometry import (
     Jigsaw,
@@ -38,6 +38,7 @@ __all__ = [
     "tcn_frames",
     "OddOneOut",
     "odd_one_out",
+    "rho_clips",
     "apply_mask",
     "corrupt",
     "inpaint_masks",

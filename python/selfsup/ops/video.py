@@ -152,3 +152,28 @@ def odd_one_out(
         as_array(clips), int(questions), int(length), resolve_seed(seed), check_epoch(epoch), as_int64(indices, "indices")
     )
     return OddOneOut(images, labels, frames)
+
+
+def rho_clips(
+    clips: Any, *, rho: int = 2, length: int = 8, stride: int = 1, seed: int | None = None, epoch: int = 0, indices: Any = None
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """``rho`` clips of ``length`` frames ``stride`` apart from every video ``(N, T, H, W, C)``,
+    each start uniform over those that fit (ρBYOL / ρMoCo: Feichtenhofer, Fan, Xiong, Girshick &
+    He 2021, "A Large-Scale Study on Unsupervised Spatiotemporal Representation Learning",
+    arXiv:2104.14558, §3): frames ``(N, ρ, L, H, W, C)`` and starts ``(N, ρ)``, from
+    ``(seed, epoch, indices[i])``.
+
+    Raises:
+        ValueError: bad clips; non-positive ``rho``, ``length`` or ``stride``; clips shorter than
+            ``(length − 1)·stride + 1`` frames.
+
+    Example:
+        >>> import numpy as np
+        >>> frames, starts = rho_clips(np.zeros((2, 12, 8, 8, 3), np.uint8), rho=3, length=4, seed=0)
+        >>> frames.shape, starts.shape
+        ((2, 3, 4, 8, 8, 3), (2, 3))
+    """
+    frames, starts = _native.rho_clips(
+        as_array(clips), int(rho), int(length), int(stride), resolve_seed(seed), check_epoch(epoch), as_int64(indices, "indices")
+    )
+    return frames, starts

@@ -254,6 +254,14 @@ pub fn dynamic_image(frames: &[u8], length: usize, frame_len: usize, dst: &mut [
     }
 }
 
+
+/// Starts of `rho` clips of `length` frames `stride` apart in a video of `frames` frames, each
+/// uniform over the starts that fit (ρBYOL's sampling: Feichtenhofer et al. 2021, §3).
+pub fn draw_clip_starts(frames: usize, rho: usize, length: usize, stride: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let span = (length - 1) * stride + 1;
+    (0..rho).map(|_| rng.random_range(0..=frames - span)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
