@@ -271,13 +271,15 @@ from selfsup.data.clips import ClipArraySource
 from selfsup.methods.shuffle_learn import ShuffleLearn
 from selfsup.methods.odd_one_out import OddOneOutNetwork
 from selfsup.methods.tcn import TCN
+from selfsup.methods.tracking import TrackingTriplets
 from selfsup.training import TrainConfig, Trainer
 
 clips = np.random.default_rng(1).integers(0, 256, (24, 12, 8, 8, 3), dtype=np.uint8)
 BUILD = {"tcn_triplet": lambda: TCN(NoBatchStats(), anchors=2, embedding_dim=6),
          "tcn_npairs": lambda: TCN(NoBatchStats(), anchors=2, embedding_dim=6, loss="npairs"),
          "shuffle_learn": lambda: ShuffleLearn(NoBatchStats(), window=6, hidden_dim=8),
-         "odd_one_out": lambda: OddOneOutNetwork(NoBatchStats(), questions=3, length=3)}
+         "odd_one_out": lambda: OddOneOutNetwork(NoBatchStats(), questions=3, length=3),
+         "tracking": lambda: TrackingTriplets(NoBatchStats(), patch=6, window=4, negatives=3, embedding_dim=6)}
 for name in sys.argv[2].split(","):
     torch.manual_seed(0)
     method = BUILD[name]()
@@ -292,7 +294,7 @@ for name in sys.argv[2].split(","):
 def test_two_gloo_processes_train_the_temporal_methods_like_one(tmp_path: Path):
     from test_distributed import assert_two_ranks_train_like_one
 
-    assert_two_ranks_train_like_one(tmp_path, DDP_SCRIPT, "tcn_triplet,tcn_npairs,shuffle_learn,odd_one_out")
+    assert_two_ranks_train_like_one(tmp_path, DDP_SCRIPT, "tcn_triplet,tcn_npairs,shuffle_learn,odd_one_out,tracking")
 
 
 # ---------------------------------------------------------------- odd-one-out
@@ -437,3 +439,48 @@ def test_rho_methods_augment_each_clip_with_one_draw_and_train_a_clip_backbone(t
     clip = torch.randn(1, 3, 4, 48, 48)
     trainer.method.backbone.eval()
     torch.testing.assert_close(restored(clip), trainer.method.backbone(clip))
+
+
+# ---------------------------------------------------------------- tracking triplets
+
+
+def test_block_matching_tracks_a_translating_texture():
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    clips = np.stack([np.stack([texture[10 - t : 34 - t, 6 + 2 * t : 30 + 2 * t] for t in range(6)])])  # content moves down 1, left 2
+    tracks = ops.track_patches(clips, patch=8, window=4, search=3, candidates=8, seed=0)
+    start, positions = int(tracks.starts[0]), tracks.positions[0]
+    np.testing.assert_array_equal(np.diff(positions, axis=0), np.tile([[1, -2]], (4, 1)))
+    y, x = positions[0]
+    np.testing.assert_array_equal(tracks.patches[0, 0], clips[0, start, y : y + 8, x : x + 8])
+    y, x = positions[-1]
+    np.testing.assert_array_equal(tracks.patches[0, 1], clips[0, start + 4, y : y + 8, x : x + 8])
+    with pytest.raises(ValueError, match="window: expected 1 to 5 frames"):
+        ops.track_patches(clips, patch=8, window=6)
+
+
+def test_ranking_loss_and_mined_negatives_follow_the_paper():
+    from selfsup.losses.metric import ranking_loss
+    from selfsup.methods.tracking import mined_negatives
+
+    rng = np.random.default_rng(2)
+    a, p, n = (torch.from_numpy(rng.normal(size=shape)) for shape in ((3, 4), (3, 4), (3, 2, 4)))
+    cos = lambda u, v: float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))  # noqa: E731
+    expected = np.mean([max(0.0, (1 - cos(a[i].numpy(), p[i].numpy())) - (1 - cos(a[i].numpy(), n[i, k].numpy())) + 0.5)
+                        for i in range(3) for k in range(2)])
+    assert float(ranking_loss(a, p, n, 0.5)) == pytest.approx(expected, rel=1e-6)
+    z = torch.from_numpy(rng.normal(size=(4, 2, 4)))
+    candidates, owner = z.flatten(0, 1), torch.arange(4).repeat_interleave(2)
+    chosen = mined_negatives(z[:, 0], z[:, 1], candidates, torch.arange(4), torch.arange(8), 2, 1, 7, 0.5)
+    assert chosen.shape == (4, 3, 4)
+    for i in range(4):
+        others = [m for m in range(8) if owner[m] != i]
+        losses = {m: (1 - cos(z[i, 0].numpy(), z[i, 1].numpy())) - (1 - cos(z[i, 0].numpy(), candidates[m].numpy())) for m in others}
+        hardest = sorted(others, key=lambda m: -losses[m])[:2]
+        picked = [int(np.flatnonzero((candidates == chosen[i, k]).all(1))[0]) for k in range(3)]
+        assert picked[:2] == hardest and picked[2] in others and picked[2] not in hardest
+    # the random choice follows the keys, not the rows: the same anchors laid out in another order choose the same rows
+    order = torch.tensor([2, 0, 3, 1])
+    rows = torch.stack([order * 2, order * 2 + 1], 1).reshape(-1)
+    again = mined_negatives(z[order, 0], z[order, 1], candidates[rows], order, rows, 2, 1, 7, 0.5)
+    torch.testing.assert_close(again, chosen[order])

@@ -74,6 +74,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "selfsup.methods.tcn",
     "selfsup.methods.odd_one_out",
     "selfsup.methods.rho_clips",
+    "selfsup.methods.tracking",
 )
 """Modules of the built-in plugins, registered exactly like third-party ones."""
 

@@ -4,7 +4,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use selfsup_ops::parallel::{for_each_sample, for_each_sample2};
 use selfsup_ops::rng::{OpSalt, Streams};
-use selfsup_ops::video::{self, ClipShape, OddRule, TcnRule, TupleRule};
+use selfsup_ops::video::{self, ClipShape, OddRule, TcnRule, TrackRule, TupleRule};
+
+use selfsup_ops::image::copy_rect;
 
 use super::arrays::{alloc, array_arg, indices_arg, op_err, to_numpy, value_error, ArrayArg};
 
@@ -274,11 +276,75 @@ fn rho_clips<'py>(
     )
 }
 
+
+/// Tracked patches of `clips`: `(N, 2, P, P, C)` — the patch where the track starts and where it
+/// ends `window` frames later —, the start frames `(N,)` and the positions `(N, window + 1, 2)`.
+#[pyfunction]
+#[pyo3(signature = (clips, patch, window, search, candidates, seed, epoch, indices=None))]
+#[allow(clippy::too_many_arguments)]
+fn track_patches<'py>(
+    py: Python<'py>,
+    clips: &Bound<'py, PyAny>,
+    patch: i64,
+    window: i64,
+    search: i64,
+    candidates: i64,
+    seed: u64,
+    epoch: u64,
+    indices: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (array, s) = clips_arg(clips, "clips")?;
+    for (name, value) in [("patch", patch), ("window", window), ("search", search), ("candidates", candidates)] {
+        if value < 0 {
+            return Err(value_error(name, format!("expected >= 0, got {value}")));
+        }
+    }
+    let rule = TrackRule { patch: patch as usize, window: window as usize, search: search as usize, candidates: candidates as usize };
+    rule.check(&s).map_err(op_err)?;
+    let indices = indices_arg(indices, s.n, "indices")?;
+    let data = array.data();
+    let frame = s.frame_len();
+    let side = rule.patch;
+    let per = 2 * side * side * s.c;
+    let steps = rule.window + 1;
+    let mut patches = alloc::<u8>(&[s.n, per], "clips")?;
+    let mut meta = alloc::<i64>(&[s.n, 1 + 2 * steps], "clips")?;
+    run_blocks(py, s.n, |r, parallel| {
+        let streams = Streams { seed, epoch, indices: &indices[r.clone()] };
+        let start = r.start;
+        for_each_sample2(parallel, &mut patches[r.start * per..r.end * per], per, &mut meta[r.start * (1 + 2 * steps)..r.end * (1 + 2 * steps)], 1 + 2 * steps, |i, dst, info| {
+            let clip = &data[(start + i) * s.clip_len()..(start + i + 1) * s.clip_len()];
+            let (first, positions) = video::track_patch(clip, &s, &rule, &mut streams.rng(OpSalt::Tuples, i));
+            let ends = [(first, positions[0]), (first + rule.window, positions[rule.window])];
+            for (k, (t, (y, x))) in ends.into_iter().enumerate() {
+                let half = per / 2;
+                copy_rect(&clip[t * frame..(t + 1) * frame], s.w, s.c, y, x, side, side, &mut dst[k * half..(k + 1) * half]);
+            }
+            info[0] = first as i64;
+            for (k, &(y, x)) in positions.iter().enumerate() {
+                info[1 + 2 * k] = y as i64;
+                info[2 + 2 * k] = x as i64;
+            }
+        });
+    })?;
+    let starts: Vec<i64> = meta.chunks_exact(1 + 2 * steps).map(|m| m[0]).collect();
+    let positions: Vec<i64> = meta.chunks_exact(1 + 2 * steps).flat_map(|m| m[1..].to_vec()).collect();
+    PyTuple::new(
+        py,
+        [
+            to_numpy(py, patches, &[s.n, 2, side, side, s.c])?.into_any(),
+            to_numpy(py, starts, &[s.n])?.into_any(),
+            to_numpy(py, positions, &[s.n, steps, 2])?.into_any(),
+        ],
+    )
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame_motion, m)?)?;
     m.add_function(wrap_pyfunction!(shuffle_learn_tuples, m)?)?;
     m.add_function(wrap_pyfunction!(tcn_frames, m)?)?;
     m.add_function(wrap_pyfunction!(odd_one_out, m)?)?;
     m.add_function(wrap_pyfunction!(rho_clips, m)?)?;
+    m.add_function(wrap_pyfunction!(track_patches, m)?)?;
     Ok(())
 }

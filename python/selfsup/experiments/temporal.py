@@ -26,7 +26,7 @@ from torch import nn
 
 from selfsup.data.moving_digits import ClipSplits, load_moving_digits, two_camera
 
-METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn", "rho_byol")
+METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn", "tracking", "rho_byol")
 MULTI_VIEW = ("tcn",)
 """Methods trained on the training clips seen through two cameras (:func:`~selfsup.data.moving_digits.two_camera`)."""
 

@@ -115,3 +115,25 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
     hardest_positive = torch.where(positive, distances, torch.zeros_like(distances)).max(dim=1).values
     hardest_negative = torch.where(~same, distances, torch.full_like(distances, torch.finfo(distances.dtype).max)).min(dim=1).values
     return F.relu(margin + hardest_positive - hardest_negative).mean()
+
+
+def ranking_loss(
+    anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, margin: float = 0.5
+) -> torch.Tensor:
+    """The ranking loss of tracking triplets (Wang & Gupta 2015, arXiv:1505.00687, eq. 2–3) with
+    D(a, b) = 1 − cos(a, b): the mean over anchors ``(N, D)`` and their negatives ``(N, K, D)`` of
+    max(0, D(a, p) − D(a, n) + margin), positives ``(N, D)``.
+
+    Raises:
+        ValueError: shapes that do not match, no negatives, ``margin`` < 0.
+    """
+    if anchors.ndim != 2 or positives.shape != anchors.shape or negatives.ndim != 3 or negatives.shape[0] != anchors.shape[0]:
+        raise ValueError(f"anchors, positives, negatives: expected (N, D), (N, D), (N, K, D), got {tuple(anchors.shape)}, "
+                         f"{tuple(positives.shape)}, {tuple(negatives.shape)}")
+    if negatives.shape[1] == 0 or negatives.shape[2] != anchors.shape[1]:
+        raise ValueError(f"negatives: expected (N, K >= 1, {anchors.shape[1]}), got {tuple(negatives.shape)}")
+    if margin < 0:
+        raise ValueError(f"margin: expected >= 0, got {margin}")
+    d_positive = 1 - F.cosine_similarity(anchors, positives, dim=1)
+    d_negative = 1 - F.cosine_similarity(anchors[:, None, :], negatives, dim=2)
+    return F.relu(d_positive[:, None] - d_negative + margin).mean()

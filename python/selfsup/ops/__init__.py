@@ -12,7 +12,18 @@ from selfsup.ops.color import (
     rgb_to_lab,
 )
 from selfsup.ops.decode import DecodeError, decode_images
-from selfsup.ops.video import FrameTuples, OddOneOut, TcnFrames, frame_motion, odd_one_out, rho_clips, shuffle_learn_tuples, tcn_frames
+from selfsup.ops.video import (
+    FrameTuples,
+    OddOneOut,
+    TcnFrames,
+    Tracks,
+    frame_motion,
+    odd_one_out,
+    rho_clips,
+    shuffle_learn_tuples,
+    tcn_frames,
+    track_patches,
+)
 from selfsup.ops.inpainting import CORRUPTIONS, Corrupted, apply_mask, corrupt, inpaint_masks
 from selfsup.ops.geometry import (
     Jigsaw,
@@ -39,6 +50,8 @@ __all__ = [
     "OddOneOut",
     "odd_one_out",
     "rho_clips",
+    "Tracks",
+    "track_patches",
     "apply_mask",
     "corrupt",
     "inpaint_masks",

@@ -177,3 +177,41 @@ def rho_clips(
         as_array(clips), int(rho), int(length), int(stride), resolve_seed(seed), check_epoch(epoch), as_int64(indices, "indices")
     )
     return frames, starts
+
+
+class Tracks(NamedTuple):
+    patches: npt.NDArray[np.uint8]
+    """``(N, 2, P, P, C)``: the patch where each track starts and where it ends."""
+    starts: npt.NDArray[np.int64]
+    """``(N,)``: the first frame of each track."""
+    positions: npt.NDArray[np.int64]
+    """``(N, window + 1, 2)``: the patch's top-left ``(row, column)`` in every frame of the track."""
+
+
+def track_patches(
+    clips: Any, *, patch: int = 24, window: int = 8, search: int = 4, candidates: int = 16, seed: int | None = None, epoch: int = 0,
+    indices: Any = None,
+) -> Tracks:
+    """One tracked patch per clip (Wang & Gupta 2015, "Unsupervised Learning of Visual
+    Representations using Videos", arXiv:1505.00687, §3.1), natively: a start frame uniform over
+    those that leave ``window`` frames; among ``candidates`` uniform positions the patch that
+    changes most to the next frame (the paper looks for moving patches with SURF and improved
+    dense trajectories); then, frame by frame, block matching — the position within ±``search``
+    pixels of the last whose patch has the least sum of squared differences to the last patch
+    (ties to the nearest) — where the paper runs a KCF tracker. Draws from ``(seed, epoch, indices[i])``.
+
+    Raises:
+        ValueError: bad clips; ``patch`` outside [2, min(H, W)]; ``window`` outside [1, T − 1];
+            ``candidates`` < 1.
+
+    Example:
+        >>> import numpy as np
+        >>> clips = np.random.default_rng(0).integers(0, 255, (2, 10, 16, 16, 3), dtype=np.uint8)
+        >>> track_patches(clips, patch=8, window=4, seed=0).patches.shape
+        (2, 2, 8, 8, 3)
+    """
+    patches, starts, positions = _native.track_patches(
+        as_array(clips), int(patch), int(window), int(search), int(candidates), resolve_seed(seed), check_epoch(epoch),
+        as_int64(indices, "indices"),
+    )
+    return Tracks(patches, starts, positions)

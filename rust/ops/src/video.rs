@@ -262,6 +262,84 @@ pub fn draw_clip_starts(frames: usize, rho: usize, length: usize, stride: usize,
     (0..rho).map(|_| rng.random_range(0..=frames - span)).collect()
 }
 
+
+/// How tracking triplets find and follow a patch (Wang & Gupta 2015, §3.1, with block matching
+/// in place of their KCF tracker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackRule {
+    /// Side of the square patch.
+    pub patch: usize,
+    /// Frames the patch is followed for.
+    pub window: usize,
+    /// Block matching searches ±`search` pixels around the last position, frame to frame.
+    pub search: usize,
+    /// Candidate positions in the first frame; the one with the most motion is tracked.
+    pub candidates: usize,
+}
+
+impl TrackRule {
+    pub fn check(&self, shape: &ClipShape) -> OpResult<()> {
+        ensure(self.patch >= 2 && self.patch <= shape.h.min(shape.w), "patch", || {
+            format!("expected 2 to {} pixels, got {}", shape.h.min(shape.w), self.patch)
+        })?;
+        ensure(self.window >= 1 && self.window < shape.t, "window", || format!("expected 1 to {} frames, got {}", shape.t - 1, self.window))?;
+        ensure(self.candidates >= 1, "candidates", || "expected at least one candidate".into())
+    }
+}
+
+fn patch_ssd(a: &[u8], b: &[u8], w: usize, c: usize, pa: (usize, usize), pb: (usize, usize), side: usize) -> u64 {
+    let mut total = 0u64;
+    for r in 0..side {
+        let ra = ((pa.0 + r) * w + pa.1) * c;
+        let rb = ((pb.0 + r) * w + pb.1) * c;
+        for k in 0..side * c {
+            let d = i64::from(a[ra + k]) - i64::from(b[rb + k]);
+            total += (d * d) as u64;
+        }
+    }
+    total
+}
+
+/// One track: a start frame, the candidate patch with the largest difference to the next frame,
+/// then frame by frame the position within ±`search` of the last one whose patch is closest (sum
+/// of squared differences, ties to the nearest offset) to the last patch. Returns the start frame
+/// and the positions `(row, column)` in frames start..=start + window.
+pub fn track_patch(clip: &[u8], shape: &ClipShape, rule: &TrackRule, rng: &mut ChaCha8Rng) -> (usize, Vec<(usize, usize)>) {
+    let frame = shape.frame_len();
+    let start = rng.random_range(0..shape.t - rule.window);
+    let (max_y, max_x) = (shape.h - rule.patch, shape.w - rule.patch);
+    let first = &clip[start * frame..(start + 1) * frame];
+    let next = &clip[(start + 1) * frame..(start + 2) * frame];
+    let mut best = (0usize, 0usize);
+    let mut best_motion = None;
+    for _ in 0..rule.candidates {
+        let position = (rng.random_range(0..=max_y), rng.random_range(0..=max_x));
+        let motion = patch_ssd(first, next, shape.w, shape.c, position, position, rule.patch);
+        if best_motion.is_none_or(|m| motion > m) {
+            best_motion = Some(motion);
+            best = position;
+        }
+    }
+    let mut positions = vec![best];
+    for t in start + 1..=start + rule.window {
+        let previous = &clip[(t - 1) * frame..t * frame];
+        let current = &clip[t * frame..(t + 1) * frame];
+        let last = *positions.last().expect("one position");
+        let mut chosen = (last, u64::MAX, usize::MAX);
+        for y in last.0.saturating_sub(rule.search)..=(last.0 + rule.search).min(max_y) {
+            for x in last.1.saturating_sub(rule.search)..=(last.1 + rule.search).min(max_x) {
+                let cost = patch_ssd(previous, current, shape.w, shape.c, last, (y, x), rule.patch);
+                let distance = y.abs_diff(last.0) + x.abs_diff(last.1);
+                if (cost, distance) < (chosen.1, chosen.2) {
+                    chosen = ((y, x), cost, distance);
+                }
+            }
+        }
+        positions.push(chosen.0);
+    }
+    (start, positions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,5 +418,24 @@ mod tests {
         let mut out = [0u8; 3];
         dynamic_image(&frames, 2, 3, &mut out);
         assert_eq!(out, [255, 0, 0]); // differences 40, 0, 0
+    }
+
+    #[test]
+    fn block_matching_follows_a_moving_square() {
+        // a bright 3x3 square moving one pixel right per frame on a 12x12 grey frame
+        let shape = ClipShape { n: 1, t: 5, h: 12, w: 12, c: 1 };
+        let mut clip = vec![0u8; shape.clip_len()];
+        for t in 0..5 {
+            for y in 4..7 {
+                for x in 2 + t..5 + t {
+                    clip[t * 144 + y * 12 + x] = 255;
+                }
+            }
+        }
+        let rule = TrackRule { patch: 5, window: 3, search: 2, candidates: 64 };
+        let (start, positions) = track_patch(&clip, &shape, &rule, &mut sample_rng(0, 0, OpSalt::Tuples, 0));
+        for (k, pair) in positions.windows(2).enumerate() {
+            assert_eq!((pair[1].0, pair[1].1), (pair[0].0, pair[0].1 + 1), "frame {}", start + k + 1);
+        }
     }
 }
