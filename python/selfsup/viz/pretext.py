@@ -103,6 +103,35 @@ def corruption_row(photo: Photo, seed: int) -> Row:
     return row
 
 
+def _clip(seed: int) -> npt.NDArray[np.uint8]:
+    from selfsup.data.moving_digits import moving_digits
+
+    return moving_digits(1, frames=16, seed=seed).clips
+
+
+def clip_row(photo: Photo, seed: int) -> Row:
+    """Every other frame of a generated moving-digits clip (the photo is not used)."""
+    clip = _clip(seed)[0]
+    row = Row("video clip")
+    for t in range(0, len(clip), 2):
+        row.add(clip[t], f"frame {t}")
+    return row
+
+
+def tuple_row(positive: bool) -> Callable[[Photo, int], Row]:
+    """A Shuffle & Learn tuple of the clip: in order (``positive``) or shuffled."""
+
+    def make(photo: Photo, seed: int) -> Row:
+        tuples = ops.shuffle_learn_tuples(_clip(seed), window=10, positive_rate=1.0 if positive else 0.0, seed=seed)
+        letters = dict(zip((int(v) for v in tuples.five[0]), "abcde"))
+        row = Row("positive tuple" if positive else "negative tuple")
+        for frame, number in zip(tuples.frames[0], tuples.shown[0]):
+            row.add(frame, f"{letters[int(number)]}: frame {int(number)}")
+        return row
+
+    return make
+
+
 ROWS: list[tuple[str, Callable[[Photo, int], Row]]] = [
     ("jigsaw", jigsaw_row),
     ("relative patches", relative_row),
@@ -110,6 +139,9 @@ ROWS: list[tuple[str, Callable[[Photo, int], Row]]] = [
     ("colour", colour_row),
     ("inpainting", inpainting_row),
     ("corruptions", corruption_row),
+    ("video clip", clip_row),
+    ("positive tuple", tuple_row(True)),
+    ("negative tuple", tuple_row(False)),
 ]
 
 
