@@ -12,10 +12,14 @@ from selfsup_kernels import info_nce, nt_xent, sup_con
 
 from selfsup import plugins
 from selfsup.data import load_digits
+from selfsup.data.clips import ClipArraySource
+from selfsup.data.moving_digits import moving_digits
 from selfsup.models.backbones import small_resnet
+from selfsup.models.video import small_r2plus1d
 from selfsup.training import TrainConfig, Trainer
 
 DIGITS = load_digits().train
+CLIPS = moving_digits(16, frames=12, size=32, digit_size=14).clips
 OPTIONS = {
     "jigsaw": {"cell": 10, "patch": 8},
     "pirl": {"cell": 10, "patch": 8, "negatives": 16},
@@ -26,6 +30,12 @@ OPTIONS = {
     "instdisc": {"negatives": 16},
     "local_aggregation": {"background": 16, "clusters": 4, "warmup_steps": 1, "cluster_every": 1},
     "cmc": {"negatives": 16},
+    "shuffle_learn": {"window": 8},
+    "odd_one_out": {"questions": 3, "length": 3},
+    "tracking": {"patch": 12, "window": 4},
+    "rho_simclr": {"clip_length": 4},
+    "rho_byol": {"clip_length": 4},
+    "rho_moco": {"clip_length": 4, "queue_size": 64},
 }
 
 
@@ -36,11 +46,17 @@ def test_every_method_trains_two_steps_under_autocast(tmp_path: Path, name: str,
     torch.manual_seed(0)
     if name == "mae":
         backbone = plugins.get("backbones", "vit_tiny")()
+    elif name.startswith("rho_"):
+        backbone = small_r2plus1d(width=4)
     else:
         backbone = small_resnet(width=4, in_channels=getattr(cls, "in_channels", 3))
     method = cls(backbone, **OPTIONS.get(name, {}))
-    config = TrainConfig(steps=2, batch_size=16, lr=0.01, amp=amp, log_every=1, progress=False, warmup_steps=0)
-    log = Trainer(method, DIGITS.images[:64], config, tmp_path, labels=DIGITS.labels[:64]).fit()
+    config = TrainConfig(steps=2, batch_size=16 if not cls.takes_clips else 8, lr=0.01, amp=amp, log_every=1, progress=False, warmup_steps=0)
+    if cls.takes_clips:
+        trainer = Trainer(method, ClipArraySource(CLIPS), config, tmp_path)
+    else:
+        trainer = Trainer(method, DIGITS.images[:64], config, tmp_path, labels=DIGITS.labels[:64])
+    log = trainer.fit()
     assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["loss"]) for r in log)
     assert all(torch.isfinite(p).all() for p in method.parameters())
 
