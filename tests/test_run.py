@@ -411,9 +411,10 @@ def test_every_readme_command_parses_and_names_what_exists():
         assert extra == [], (argv, extra)
         if getattr(args, "method", None):
             method_and_recipe(args.method)
-        for name in (getattr(args, "methods", None) or "").split(","):
-            if name:
-                method_and_recipe(name)
+        for spec in (getattr(args, "methods", None) or "").split(","):
+            for name in spec.split(">"):  # compare-semi: PRE>METHOD
+                if name:
+                    method_and_recipe(name)
         backbone = getattr(args, "backbone", None)
         if backbone:
             assert isinstance(build_backbone(backbone, {}), nn.Module), backbone
