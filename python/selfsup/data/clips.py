@@ -66,7 +66,48 @@ def _frame_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
 
 
-class FrameFolderSource:
+class _FileClips:
+    """What the file-backed clip sources share: ``paths`` (one per clip), their labels (``-1``
+    without), and a per-batch ``load`` that reads each clip with :meth:`read_clip`, skipping and
+    recording the ones it cannot read."""
+
+    paths: list[Path]
+    frames: int
+    _labels: list[int]
+    labeled: bool
+    skipped: dict[str, str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def targets(self) -> list[int]:
+        return list(self._labels)
+
+    def read_clip(self, path: Path) -> U8Array:
+        """``frames`` frames ``(frames, H, W, 3)`` of the clip at ``path``; ValueError or OSError with the reason."""
+        raise NotImplementedError
+
+    def load(self, indices: Sequence[int]) -> Loaded:
+        images: list[U8Array] = []
+        targets: list[int] = []
+        kept: list[int] = []
+        skipped: list[tuple[int, str, str]] = []
+        for index in indices:
+            path = self.paths[int(index)]
+            try:
+                images.append(self.read_clip(path))
+            except (ValueError, OSError) as error:
+                skipped.append((int(index), str(path), str(error)))
+                continue
+            targets.append(self._labels[int(index)])
+            kept.append(int(index))
+        for _, path_text, reason in skipped:
+            self.skipped.setdefault(path_text, reason)
+        return Loaded(images, targets, kept, skipped)
+
+
+class FrameFolderSource(_FileClips):
     """Clips stored as folders of frames, the frames of a clip in file-name order: ``root/clip/…``
     (unlabelled) or ``root/class/clip/…`` (class sub-folders give labels, sorted by name).
     ``frames`` frames are taken from each clip, evenly spaced over it; a clip with fewer frames,
@@ -86,51 +127,37 @@ class FrameFolderSource:
         children = sorted(p for p in self.root.iterdir() if p.is_dir())
         nested = bool(children) and all(not _frame_files(c) and any(g.is_dir() for g in c.iterdir()) for c in children)
         self.classes: list[str] = [c.name for c in children] if nested else []
-        self.clip_folders: list[Path] = []
+        self.paths = []
         labels: list[int] = []
         for label, parent in enumerate(children if nested else [self.root]):
             for clip in sorted(p for p in parent.iterdir() if p.is_dir()):
-                self.clip_folders.append(clip)
+                self.paths.append(clip)
                 labels.append(label if nested else -1)
-        if not self.clip_folders:
+        if not self.paths:
             raise FileNotFoundError(f"data: {self.root} holds no clip folders (one folder of frames per clip)")
         self._labels = labels
         self.labeled = nested
-        self.skipped: dict[str, str] = {}
-
-    def __len__(self) -> int:
-        return len(self.clip_folders)
+        self.skipped = {}
 
     @property
-    def targets(self) -> list[int]:
-        return list(self._labels)
+    def clip_folders(self) -> list[Path]:
+        return self.paths
 
-    def load(self, indices: Sequence[int]) -> Loaded:
+    def read_clip(self, path: Path) -> U8Array:
         from selfsup import _native
 
-        images: list[U8Array] = []
-        targets: list[int] = []
-        kept: list[int] = []
-        skipped: list[tuple[int, str, str]] = []
-        for index in indices:
-            folder = self.clip_folders[int(index)]
-            files = _frame_files(folder)
-            if len(files) < self.frames:
-                skipped.append((int(index), str(folder), f"{len(files)} frames, {self.frames} needed"))
-                continue
-            chosen = [files[round(k)] for k in np.linspace(0, len(files) - 1, self.frames)]
-            decoded = _native.decode_images([str(p) for p in chosen], "rgb")
-            problem = next((d for d in decoded if isinstance(d, str)), None)
-            sizes = {d.shape for d in decoded if not isinstance(d, str)}
-            if problem is not None or len(sizes) != 1:
-                skipped.append((int(index), str(folder), problem or f"frames of different sizes {sorted(sizes)}"))
-                continue
-            images.append(np.stack(decoded))
-            targets.append(self._labels[int(index)])
-            kept.append(int(index))
-        for _, path, reason in skipped:
-            self.skipped.setdefault(path, reason)
-        return Loaded(images, targets, kept, skipped)
+        files = _frame_files(path)
+        if len(files) < self.frames:
+            raise ValueError(f"{len(files)} frames, {self.frames} needed")
+        chosen = [files[round(k)] for k in np.linspace(0, len(files) - 1, self.frames)]
+        decoded = _native.decode_images([str(p) for p in chosen], "rgb")
+        problem = next((d for d in decoded if isinstance(d, str)), None)
+        if problem is not None:
+            raise ValueError(problem)
+        sizes = {d.shape for d in decoded if not isinstance(d, str)}
+        if len(sizes) != 1:
+            raise ValueError(f"frames of different sizes {sorted(sizes)}")
+        return np.stack(decoded)
 
     def __repr__(self) -> str:
         return f"FrameFolderSource({self.root}, {len(self)} clips, {self.frames} frames each)"
@@ -187,7 +214,7 @@ def decode_video(path: str | os.PathLike[str], frames: int) -> U8Array:
     return np.stack(chosen)
 
 
-class VideoFileSource:
+class VideoFileSource(_FileClips):
     """Video files as clips: ``root/*.mp4`` (unlabelled) or ``root/class/*.mp4`` (class
     sub-folders give labels), or a list of paths. Each clip is ``frames`` frames evenly spaced
     over its video, decoded per batch with PyAV; a file that cannot be decoded or is too short is
@@ -202,6 +229,7 @@ class VideoFileSource:
             raise ValueError(f"frames: expected at least 2 frames per clip, got {frames}")
         self.frames = int(frames)
         self.classes: list[str] = []
+        self.paths: list[Path] = []
         labels: list[int] = []
         if isinstance(root, (str, os.PathLike)):
             top = Path(root)
@@ -220,32 +248,10 @@ class VideoFileSource:
             raise FileNotFoundError(f"data: no video files ({', '.join(VIDEO_EXTENSIONS)}) in {root}")
         self._labels = labels or [-1] * len(self.paths)
         self.labeled = bool(labels)
-        self.skipped: dict[str, str] = {}
+        self.skipped = {}
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    @property
-    def targets(self) -> list[int]:
-        return list(self._labels)
-
-    def load(self, indices: Sequence[int]) -> Loaded:
-        images: list[U8Array] = []
-        targets: list[int] = []
-        kept: list[int] = []
-        skipped: list[tuple[int, str, str]] = []
-        for index in indices:
-            path = self.paths[int(index)]
-            try:
-                images.append(decode_video(path, self.frames))
-            except (ValueError, OSError) as error:
-                skipped.append((int(index), str(path), str(error)))
-                continue
-            targets.append(self._labels[int(index)])
-            kept.append(int(index))
-        for _, path_text, reason in skipped:
-            self.skipped.setdefault(path_text, reason)
-        return Loaded(images, targets, kept, skipped)
+    def read_clip(self, path: Path) -> U8Array:
+        return decode_video(path, self.frames)
 
     def __repr__(self) -> str:
         return f"VideoFileSource({len(self)} videos, {self.frames} frames each)"
