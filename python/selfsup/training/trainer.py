@@ -148,7 +148,7 @@ class Trainer:
         if clips != method.takes_clips:
             raise ValueError(
                 f"data: method {method.name} trains on {'clips' if method.takes_clips else 'images'} and the data holds "
-                f"{'clips' if clips else 'images'} ({'a clip array or folders of frames' if method.takes_clips else 'an image source'} expected)"
+                f"{'clips' if clips else 'images'} ({'a clip array, folders of frames or video files' if method.takes_clips else 'an image source'} expected)"
             )
         if image_size is not None and image_size < 1:
             raise ValueError(f"image_size: expected a positive int, got {image_size}")
