@@ -172,10 +172,10 @@ def launch_two_ranks(script: Path, *args: str) -> None:
         assert p.returncode == 0, err
 
 
-def assert_two_ranks_train_like_one(tmp_path: Path, script_text: str, names: str) -> None:
+def assert_two_ranks_train_like_one(tmp_path: Path, script_text: str, names: str, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     """Runs ``script_text`` (argv: an output folder, comma-separated ``names``; each name's final
     weights saved as ``NAME/final.pt`` by rank 0) in one process and in two gloo ranks, and
-    compares every name's weights."""
+    compares every name's weights (to ``rtol``/``atol``)."""
     script = tmp_path / "train.py"
     script.write_text(script_text)
     single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), names], capture_output=True, text=True, timeout=300)
@@ -185,7 +185,7 @@ def assert_two_ranks_train_like_one(tmp_path: Path, script_text: str, names: str
         one = torch.load(tmp_path / "one" / name / "final.pt")
         two = torch.load(tmp_path / "two" / name / "final.pt")
         for key in one:
-            torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=f"{name} {key}")
+            torch.testing.assert_close(two[key], one[key], rtol=rtol, atol=atol, msg=f"{name} {key}")
 
 
 def test_two_gloo_processes_with_synchronised_batchnorm_match_one_process(tmp_path: Path):

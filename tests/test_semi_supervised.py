@@ -409,6 +409,7 @@ def test_the_trainer_refuses_mixed_data_for_other_methods_and_wraps_arrays_for_s
 
 def test_every_semi_supervised_method_trains_through_the_run_layer(tmp_path: Path):
     from selfsup.run.build import build_trainer, resolve_run
+    from selfsup.run.restore import load_backbone
 
     for name in ("supervised", "fixmatch", "uda", "mixmatch", "s4l", "sla"):
         config = resolve_run({"method": name, "data": "digits", "labels_per_class": 1, "steps": 2, "batch_size": 10,
@@ -419,6 +420,12 @@ def test_every_semi_supervised_method_trains_through_the_run_layer(tmp_path: Pat
         log = trainer.fit()
         assert math.isfinite(log[-1]["loss"])
         assert "labels_per_class = 1" in (tmp_path / name / "config.toml").read_text()
+        # eval, export and load_backbone take the backbone the run is evaluated with: the EMA's
+        exported = load_backbone(trainer.checkpoint_path).state_dict()
+        evaluated = trainer.method.ema.backbone if trainer.method.ema is not None else trainer.method.backbone
+        for key, value in evaluated.state_dict().items():
+            torch.testing.assert_close(exported[key], value, msg=key)
+        assert trainer.method.ema is None or any(not torch.equal(exported[k], v) for k, v in trainer.method.backbone.state_dict().items())
 
 
 def test_the_run_layer_names_semi_supervised_settings_where_they_do_not_apply(tmp_path: Path):

@@ -102,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     show_pretext(out / "pretext.png", progress=not args.quiet)
-    report = run_demo(out, progress=not args.quiet)
+    report = run_demo(out, progress=not args.quiet, device=_device(args))
     print(format_table(report["results"]))
     print(f"wrote {out / 'report.json'}, {out / 'probe.png'} and {out / 'pretext.png'}")
     return 0
@@ -165,11 +165,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if args.resume:
         if trainer.resume(allow_changes=args.allow_changes):
-            print(f"resumed from step {trainer.step}", file=sys.stderr)
-        else:
+            if trainer.rank == 0:
+                print(f"resumed from step {trainer.step}", file=sys.stderr)
+        elif trainer.rank == 0:
             print(f"--resume: no checkpoint in {run.out}; starting from step 0", file=sys.stderr)
     trainer.fit()
-    print(f"wrote {trainer.checkpoint_path} and {Path(run.out) / 'config.toml'}")
+    if trainer.rank == 0:
+        print(f"wrote {trainer.checkpoint_path} and {Path(run.out) / 'config.toml'}")
     return 0
 
 
@@ -292,6 +294,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from selfsup.run.restore import random_init_backbone
 
     backbone, state = _checkpoint_backbone(args)
+    device = _device(args)
     data = _eval_data(args, state)
     train, test = data.splits
     classes = len(data.classes)
@@ -299,9 +302,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     chosen = labeled_subset(train.labels, per_class, args.seed)
     images, labels = train.images[chosen], train.labels[chosen]
     config = FineTuneConfig(epochs=args.epochs, lr=args.lr, seed=args.seed)
-    scratch_backbone = random_init_backbone(state, args.checkpoint)
+    scratch_backbone = random_init_backbone(state, args.checkpoint).to(device)
     torch.manual_seed(args.seed)
-    model, _ = finetune(backbone, images, labels, classes, config)
+    model, _ = finetune(backbone.to(device), images, labels, classes, config)
     torch.manual_seed(args.seed)
     scratch, _ = train_from_scratch(scratch_backbone, images, labels, classes, config)
     print(f"{data.name}: {len(chosen)} labels, {args.epochs} epochs, accuracy on {len(test.labels)} held-out images:")
@@ -480,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="runs/demo", help="output folder")
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
     demo.set_defaults(run=cmd_demo)
 
     show = command(
@@ -536,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Gradual unfreezing, discriminative learning rates (factor 2.6) and one-cycle on a labeled "
         "subset; the same architecture trained from scratch with the same labels and budget is the baseline.",
     )
-    _add_eval_flags(tune, device=False)
+    _add_eval_flags(tune)
     tune.add_argument("--labels-per-class", default="10", choices=["1", "5", "10", "all"], help="labelled images per class")
     tune.add_argument("--epochs", type=_positive, default=8, help="fine-tuning epochs")
     tune.add_argument("--lr", type=_positive_float, default=1e-2, help="peak learning rate of the head")

@@ -79,6 +79,11 @@ class Classifier(nn.Module):
         return logits
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters are (fine-tuning runs wherever the caller put the backbone)."""
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
 def discriminative_rates(lr: float, groups: int, factor: float) -> list[float]:
     """``lr / factor^(groups − 1 − l)`` for ``l = 0..groups−1`` (the last group is the head)."""
     return [lr / factor ** (groups - 1 - level) for level in range(groups)]
@@ -100,6 +105,7 @@ def _fit(
     )
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=rates, total_steps=config.epochs * per_epoch)
     rng = np.random.default_rng(config.seed)
+    device = device_of(model)
     history = []
     for epoch in range(config.epochs):
         trainable = min(len(groups), epoch + 1) if gradual else len(groups)
@@ -111,8 +117,8 @@ def _fit(
         total, correct = 0.0, 0
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
-            logits = model(images_to_tensor(images[idx]))
-            target = torch.from_numpy(labels[idx])
+            logits = model(images_to_tensor(images[idx], device))
+            target = torch.from_numpy(labels[idx]).to(device)
             loss = F.cross_entropy(logits, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -140,8 +146,9 @@ def recompute_batchnorm(model: nn.Module, images: npt.NDArray[np.uint8], batch_s
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the passes below
     model.train()
+    device = device_of(model)
     for start in range(0, len(images), batch_size):
-        model(images_to_tensor(images[start : start + batch_size]))
+        model(images_to_tensor(images[start : start + batch_size], device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
 
@@ -149,11 +156,11 @@ def recompute_batchnorm(model: nn.Module, images: npt.NDArray[np.uint8], batch_s
 def finetune(
     backbone: nn.Module, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], num_classes: int, config: FineTuneConfig
 ) -> tuple[Classifier, list[dict[str, float]]]:
-    """Fine-tunes ``backbone`` with a new linear head on labeled uint8 images. Returns the
-    classifier (in eval mode) and per-epoch training metrics."""
+    """Fine-tunes ``backbone`` with a new linear head on labeled uint8 images, on the device the
+    backbone is on. Returns the classifier (in eval mode) and per-epoch training metrics."""
     config.validate()
     torch.manual_seed(config.seed)
-    model = Classifier(backbone, num_classes)
+    model = Classifier(backbone, num_classes).to(device_of(backbone))
     groups = [*layer_groups(backbone), model.head]
     rates = discriminative_rates(config.lr, len(groups), config.factor if config.discriminative else 1.0)
     return model, _fit(model, groups, images, labels, config, rates, config.gradual_unfreezing)
@@ -165,7 +172,7 @@ def train_from_scratch(
     """The baseline: same architecture and budget, every layer trained at ``lr`` from the start."""
     config.validate()
     torch.manual_seed(config.seed)
-    model = Classifier(backbone, num_classes)
+    model = Classifier(backbone, num_classes).to(device_of(backbone))
     groups = [*layer_groups(backbone), model.head]
     return model, _fit(model, groups, images, labels, config, [config.lr] * len(groups), gradual=False)
 
@@ -173,8 +180,9 @@ def train_from_scratch(
 @torch.no_grad()
 def accuracy(model: nn.Module, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], batch_size: int = 256) -> float:
     model.eval()
+    device = device_of(model)
     correct = 0
     for start in range(0, len(images), batch_size):
-        logits = model(images_to_tensor(images[start : start + batch_size]))
-        correct += int((logits.argmax(1) == torch.from_numpy(labels[start : start + batch_size])).sum())
+        logits = model(images_to_tensor(images[start : start + batch_size], device))
+        correct += int((logits.argmax(1).cpu() == torch.from_numpy(labels[start : start + batch_size])).sum())
     return correct / len(images)

@@ -40,7 +40,9 @@ def make_backbone(seed: int = 0) -> torch.nn.Module:
     return backbone
 
 
-def run_demo(out_dir: Path, methods: tuple[str, ...] = ("simclr", "rotnet"), progress: bool = True) -> dict[str, Any]:
+def run_demo(out_dir: Path, methods: tuple[str, ...] = ("simclr", "rotnet"), progress: bool = True, device: str = "cpu") -> dict[str, Any]:
+    """Pretrains each of ``methods`` on the digits at its demo budget on ``device`` and probes it,
+    and the random-init backbone, on the held-out split; writes report.json and probe.png."""
     torch.manual_seed(0)
     data = load_digits()
     report: dict[str, Any] = {
@@ -55,9 +57,9 @@ def run_demo(out_dir: Path, methods: tuple[str, ...] = ("simclr", "rotnet"), pro
         test = extract_features(backbone, data.test.images)
         return probe_table(train, data.train.labels, test, data.test.labels)
 
-    report["results"]["random init"] = evaluate(make_backbone(0))
+    report["results"]["random init"] = evaluate(make_backbone(0).to(device))
     for name in methods:
-        run = resolve_run({"method": name, "data": "digits", "out": str(out_dir / name), **DEMO_BUDGETS[name]})
+        run = resolve_run({"method": name, "data": "digits", "out": str(out_dir / name), "device": device, **DEMO_BUDGETS[name]})
         trainer = build_trainer(run, progress=progress)
         start = time.perf_counter()
         log = trainer.fit()

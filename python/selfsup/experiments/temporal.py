@@ -6,9 +6,13 @@ frozen backbone is then probed twice on held-out clips (digits the training clip
 frame features (the first frame of each clip) on the digit shown, and clip features (the first
 three frames' features, concatenated; a clip backbone's features of the first 8 frames) on the
 direction of motion. The same probes run on the same
-architecture at random init. Wall time and peak memory are recorded.
+architecture at random init (one row per architecture). Wall time and peak memory are recorded.
+The report is rewritten after each method and a rerun skips the methods it already holds, so a
+killed run resumes. ``--validation V`` probes on V further clips of the training digits instead
+of the held-out clips: options are chosen there, never on the held-out clips.
 
     python -m selfsup.experiments.temporal --out runs/temporal
+    python -m selfsup.experiments.temporal --out runs/temporal-val --validation 200 --methods tcn --option tcn:loss=npairs
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from selfsup.data.moving_digits import ClipSplits, load_moving_digits, two_camera
+from selfsup.data.moving_digits import Clips, ClipSplits, load_moving_digits, moving_digits, two_camera
 
 METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn", "tracking", "rho_byol")
 MULTI_VIEW = ("tcn",)
@@ -42,6 +46,21 @@ class TemporalConfig:
     train_clips: int = 600
     test_clips: int = 200
     device: str = "cpu"
+    validation: int = 0
+    """When positive: probe on this many further clips of the training digits (a validation split)."""
+    options: tuple[tuple[str, str, str], ...] = ()
+    """``(method, key, value)`` method options on top of the recipe."""
+
+
+def load_splits(config: TemporalConfig) -> ClipSplits:
+    """The training clips and the probe's held-out clips, or a validation split of the training
+    digits' clips (:attr:`TemporalConfig.validation`)."""
+    if not config.validation:
+        return load_moving_digits(config.train_clips, config.test_clips, seed=config.seed)
+    clips = moving_digits(config.train_clips + config.validation, split="train", seed=config.seed)
+    head, tail = slice(0, config.train_clips), slice(config.train_clips, None)
+    return ClipSplits(Clips(clips.clips[head], clips.labels[head], clips.directions[head]),
+                      Clips(clips.clips[tail], clips.labels[tail], clips.directions[tail]))
 
 
 def clip_features(backbone: nn.Module, clips: Any, frames: int = 3) -> torch.Tensor:
@@ -84,11 +103,16 @@ def run(config: TemporalConfig) -> dict[str, Any]:
     from selfsup.run.restore import random_init_backbone
     from selfsup.training.memory import PeakMemory
 
-    splits = load_moving_digits(config.train_clips, config.test_clips, seed=config.seed)
-    report: dict[str, Any] = {"config": {k: str(v) for k, v in config.__dict__.items()}, "results": {}}
+    splits = load_splits(config)
+    path = config.out / "report.json"
+    report: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"results": {}}
+    report["config"] = {k: str(v) for k, v in config.__dict__.items()}
     for name in config.methods:
+        if name in report["results"]:
+            continue
+        options = {key: value for method, key, value in config.options if method == name}
         settings = {"method": name, "data": "moving_digits", "steps": config.steps, "batch_size": config.batch_size, "seed": config.seed,
-                    "out": str(config.out / name), "backbone_options": {"width": config.width}, "device": config.device}
+                    "out": str(config.out / name), "backbone_options": {"width": config.width}, "device": config.device, "options": options}
         clips = two_camera(splits.train.clips, seed=config.seed) if name in MULTI_VIEW else splits.train.clips
         trainer = build_trainer(resolve_run(settings), data=ClipArraySource(clips), progress=False)
         start = time.perf_counter()
@@ -98,12 +122,23 @@ def run(config: TemporalConfig) -> dict[str, Any]:
         state = torch.load(trainer.checkpoint_path, weights_only=True)
         report["results"][name] = {
             **probe_backbone(trainer.method.backbone, splits), "seconds": seconds, "peak_mib": peak.bytes / 2**20, "final": log[-1],
+            "options": options,
         }
-        report["results"].setdefault("random init", probe_backbone(random_init_backbone(state, trainer.checkpoint_path), splits))
-    config.out.mkdir(parents=True, exist_ok=True)
-    (config.out / "report.json").write_text(json.dumps(report, indent=2))
-    (config.out / "report.md").write_text(markdown(report))
+        baseline = f"random init ({type(trainer.method.backbone).__name__})"
+        if baseline not in report["results"]:
+            report["results"][baseline] = probe_backbone(random_init_backbone(state, trainer.checkpoint_path), splits)
+        write_report(config.out, report)
+    write_report(config.out, report)
     return report
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    """``report.json`` and ``report.md`` in ``out``, each replaced atomically."""
+    from selfsup.training.checkpoint import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2))
+    atomic_write_text(out / "report.md", markdown(report))
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -118,14 +153,26 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_option(text: str) -> tuple[str, str, str]:
+    """``"tcn:loss=npairs"`` → ``("tcn", "loss", "npairs")``."""
+    method, sep, rest = text.partition(":")
+    key, eq, value = rest.partition("=")
+    if not (sep and eq and method and key):
+        raise ValueError(f"--option: expected METHOD:KEY=VALUE, got {text!r}")
+    return method, key, value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=TemporalConfig.out)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--steps", type=int, default=TemporalConfig.steps)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation", type=int, default=0, help="probe on this many further clips of the training digits")
+    parser.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE", help="a method option on top of its recipe")
     args = parser.parse_args(argv)
-    report = run(TemporalConfig(out=args.out, methods=tuple(args.methods), steps=args.steps, seed=args.seed))
+    options = tuple(parse_option(text) for text in args.option)
+    report = run(TemporalConfig(out=args.out, methods=tuple(args.methods), steps=args.steps, seed=args.seed, validation=args.validation, options=options))
     print(markdown(report))
 
 

@@ -66,15 +66,22 @@ def load_weights(backbone: nn.Module, weights: dict[str, Any], path: str | Path,
     return backbone
 
 
+EVALUATED_BACKBONES = ("ema.backbone.", "backbone.")
+"""Where a checkpoint's backbone weights are, first match wins: the semi-supervised methods'
+exponential moving average (the weights they are evaluated with), then the trained backbone."""
+
+
 def backbone_from_state(state: dict[str, Any], path: str | Path, backbone: nn.Module | None = None) -> nn.Module:
-    """The trained backbone of a loaded checkpoint ``state``: :func:`architecture` with the trained
-    weights loaded strictly.
+    """The trained backbone of a loaded checkpoint ``state`` (:data:`EVALUATED_BACKBONES`: the
+    EMA's for a semi-supervised run): :func:`architecture` with those weights loaded strictly.
 
     Raises:
         ValueError: no recorded backbone, a user module's run without ``backbone``, weights that do
             not fit.
     """
-    weights = {k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")}
+    model = state["model"]
+    prefix = next((p for p in EVALUATED_BACKBONES if any(k.startswith(p) for k in model)), EVALUATED_BACKBONES[-1])
+    weights = {k[len(prefix) :]: v for k, v in model.items() if k.startswith(prefix)}
     return load_weights(architecture(state, path, backbone), weights, path, f"its backbone {backbone_spec(state, path)['name']}")
 
 
