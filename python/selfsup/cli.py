@@ -451,6 +451,10 @@ def _add_train_flags(train: argparse.ArgumentParser) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar or lines")
 
 
+def _add_device_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+
+
 def _add_eval_flags(command: argparse.ArgumentParser, device: bool = True) -> None:
     command.add_argument("--checkpoint", required=True, help="checkpoint.pt written by selfsup train")
     command.add_argument("--data", default="digits", metavar="NAME|DIR|LIST",
@@ -462,7 +466,7 @@ def _add_eval_flags(command: argparse.ArgumentParser, device: bool = True) -> No
     command.add_argument("--split-seed", type=int, default=0, help="seed of the held-out split")
     command.add_argument("--image-size", type=_positive, default=None, help="side images are brought to (default: the run's image size)")
     if device:
-        command.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+        _add_device_flag(command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -483,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="runs/demo", help="output folder")
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
-    demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+    _add_device_flag(demo)
     demo.set_defaults(run=cmd_demo)
 
     show = command(
@@ -573,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation", type=_positive, default=0, metavar="N",
         help="choose recipes without the held-out split: probe on N training images held out of pretraining instead",
     )
-    comparison.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+    _add_device_flag(comparison)
     comparison.add_argument("--quiet", action="store_true", help="no progress lines")
     comparison.set_defaults(run=cmd_compare)
 
@@ -593,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     semi.add_argument("--batch-size", type=_positive, default=16, help="labelled images per step")
     semi.add_argument("--mu", type=_positive, default=3, help="largest number of unlabelled images per labelled one")
     semi.add_argument("--width", type=_positive, default=16, help="small_resnet width")
-    semi.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+    _add_device_flag(semi)
     semi.set_defaults(run=cmd_compare_semi)
 
     shard = command(
