@@ -311,6 +311,33 @@ def test_vat_is_the_kl_at_the_adversarial_direction_of_one_power_iteration():
     torch.testing.assert_close(got, kl(x + r))
 
 
+def test_vat_passes_normalise_by_their_batch_but_leave_the_running_statistics():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(16, 3)).train()
+    x = torch.randn(6, 3, 2, 2)
+    logits = model(x)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)
+    got = vat_loss(model, x, logits, epsilon=0.5, xi=1e-3)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key], msg=key)
+    assert model[1].track_running_stats
+    # the loss is the one of passes that update the statistics: training mode normalises by the batch
+    import copy
+
+    updating = copy.deepcopy(model)
+    torch.manual_seed(1)
+    d = torch.randn_like(x)
+    d = (d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).requires_grad_(True)
+    p = torch.softmax(logits.detach(), 1)
+    kl = lambda y: (p * (p.log() - torch.log_softmax(updating(y), 1))).sum(1).mean()  # noqa: E731
+    (g,) = torch.autograd.grad(kl(x + 1e-3 * d), d)
+    torch.testing.assert_close(got, kl(x + 0.5 * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)))
+    assert not torch.equal(updating[1].running_mean, before["1.running_mean"])
+    model(x)
+    assert not torch.equal(model[1].running_mean, before["1.running_mean"])
+
+
 def test_label_augmentation_trains_joint_labels_and_distils_the_aggregate():
     method = bound(LabelAugmentation)
     batch = method.make_batch(toy_data(4)[0], seed=0, epoch=0, indices=np.arange(4))

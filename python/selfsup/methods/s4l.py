@@ -31,6 +31,7 @@ from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.losses.metric import batch_hard_triplet_loss
+from selfsup.models.batchnorm import frozen_running_stats
 from selfsup.methods.semi_supervised import UNFLIPPED_DATASETS, Classifier, SemiSupervised, check_count, check_fraction
 from selfsup.run.recipe import Recipe
 from selfsup.transforms import MultiView
@@ -52,11 +53,15 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 def vat_loss(model: nn.Module, inputs: torch.Tensor, logits: torch.Tensor, epsilon: float, xi: float = 1e-6) -> torch.Tensor:
     """Virtual adversarial loss (Miyato et al. 2018, eq. 6–13, one power iteration): KL(p(x) ‖
     p(x + r_adv)), the clean predictions ``logits`` without gradient, r_adv = ε·g/‖g‖ with g the
-    gradient of KL(p(x) ‖ p(x + ξ·d)) at a random unit d (norms per image)."""
+    gradient of KL(p(x) ‖ p(x + ξ·d)) at a random unit d (norms per image). The perturbed passes
+    leave BatchNorm's running statistics alone (:func:`~selfsup.models.batchnorm.frozen_running_stats`,
+    as the authors' code does): they are not the data the model is evaluated on."""
     target = F.softmax(logits.detach().float(), dim=1)
 
     def divergence(perturbation: torch.Tensor) -> torch.Tensor:
-        kl: torch.Tensor = F.kl_div(F.log_softmax(model(inputs + perturbation).float(), dim=1), target, reduction="batchmean")
+        with frozen_running_stats(model):
+            predicted = model(inputs + perturbation)
+        kl: torch.Tensor = F.kl_div(F.log_softmax(predicted.float(), dim=1), target, reduction="batchmean")
         return kl
 
     def unit(x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ a module for these, sharing their parameters and buffers (state dicts keep their
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -192,3 +193,18 @@ def sync_batchnorm(module: nn.Module, device_type: str = "cpu") -> nn.Module:
             module, lambda bn: nn.SyncBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
         )
     return replace_batchnorm(module, lambda bn: GlobalBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats))
+
+
+@contextmanager
+def frozen_running_stats(module: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, the BatchNorm layers of ``module`` that train normalise by the batch's
+    statistics as usual but leave their running statistics (and batch count) as they were: for
+    extra forward passes that are not the model's data (VAT's perturbed inputs)."""
+    layers = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    for layer in layers:
+        layer.track_running_stats = False
+    try:
+        yield module
+    finally:
+        for layer in layers:
+            layer.track_running_stats = True
