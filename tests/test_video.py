@@ -3,6 +3,7 @@ moving digits and their two cameras, clip sources, and Shuffle & Learn through t
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -523,3 +524,37 @@ def test_ranking_loss_and_mined_negatives_follow_the_paper():
     rows = torch.stack([order * 2, order * 2 + 1], 1).reshape(-1)
     again = mined_negatives(z[order, 0], z[order, 1], candidates[rows], order, rows, 2, 1, 7, 0.5)
     torch.testing.assert_close(again, chosen[order])
+
+
+# ---------------------------------------------------------------- the temporal experiment
+
+
+def test_the_temporal_experiment_resumes_per_method_and_tunes_on_training_digits(tmp_path: Path):
+    from selfsup.experiments.temporal import TemporalConfig, parse_option, run
+
+    config = TemporalConfig(out=tmp_path, methods=("shuffle_learn",), steps=2, batch_size=4, width=4, train_clips=300, test_clips=20,
+                            validation=20, options=(("shuffle_learn", "lr", "0.01"), ("shuffle_learn", "window", "6")))
+    report = run(config)
+    assert set(report["results"]) == {"shuffle_learn", "random init (SmallResNet)"}
+    row = report["results"]["shuffle_learn"]
+    assert row["options"] == {"lr": 0.01, "window": 6}
+    assert row["digit"]["linear"]["all"]["mean"] >= 0 and row["direction"]["linear"]["10"]["runs"]
+    saved = (tmp_path / "shuffle_learn" / "config.toml").read_text()
+    assert "lr = 0.01" in saved and "window = 6" in saved
+    # a rerun keeps the finished method: nothing is trained again
+    stamp = (tmp_path / "shuffle_learn" / "checkpoint.pt").stat().st_mtime_ns
+    assert run(config)["results"]["shuffle_learn"] == json.loads((tmp_path / "report.json").read_text())["results"]["shuffle_learn"]
+    assert (tmp_path / "shuffle_learn" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert "| shuffle_learn |" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match="METHOD:KEY=VALUE"):
+        parse_option("lr=0.1")
+
+
+def test_validation_clips_come_from_the_training_digits_not_the_held_out_ones():
+    from selfsup.experiments.temporal import TemporalConfig, load_splits
+
+    splits = load_splits(TemporalConfig(train_clips=10, validation=6))
+    whole = moving_digits(16, split="train", seed=0)
+    np.testing.assert_array_equal(splits.train.clips, whole.clips[:10])
+    np.testing.assert_array_equal(splits.test.clips, whole.clips[10:])
+    np.testing.assert_array_equal(splits.test.directions, whole.directions[10:])

@@ -49,7 +49,11 @@ class TemporalConfig:
     validation: int = 0
     """When positive: probe on this many further clips of the training digits (a validation split)."""
     options: tuple[tuple[str, str, str], ...] = ()
-    """``(method, key, value)`` method options on top of the recipe."""
+    """``(method, key, value)`` on top of the recipe: a run setting of :data:`RUN_KEYS`, else a method option."""
+
+
+RUN_KEYS = ("lr", "weight_decay", "optimizer", "warmup_steps")
+"""Keys of ``--option METHOD:KEY=VALUE`` that set the run rather than the method."""
 
 
 def load_splits(config: TemporalConfig) -> ClipSplits:
@@ -110,9 +114,11 @@ def run(config: TemporalConfig) -> dict[str, Any]:
     for name in config.methods:
         if name in report["results"]:
             continue
-        options = {key: value for method, key, value in config.options if method == name}
+        chosen = {key: parse_value(value) for method, key, value in config.options if method == name}
+        options = {key: value for key, value in chosen.items() if key not in RUN_KEYS}
         settings = {"method": name, "data": "moving_digits", "steps": config.steps, "batch_size": config.batch_size, "seed": config.seed,
-                    "out": str(config.out / name), "backbone_options": {"width": config.width}, "device": config.device, "options": options}
+                    "out": str(config.out / name), "backbone_options": {"width": config.width}, "device": config.device, "options": options,
+                    **{key: value for key, value in chosen.items() if key in RUN_KEYS}}
         clips = two_camera(splits.train.clips, seed=config.seed) if name in MULTI_VIEW else splits.train.clips
         trainer = build_trainer(resolve_run(settings), data=ClipArraySource(clips), progress=False)
         start = time.perf_counter()
@@ -122,7 +128,7 @@ def run(config: TemporalConfig) -> dict[str, Any]:
         state = torch.load(trainer.checkpoint_path, weights_only=True)
         report["results"][name] = {
             **probe_backbone(trainer.method.backbone, splits), "seconds": seconds, "peak_mib": peak.bytes / 2**20, "final": log[-1],
-            "options": options,
+            "options": chosen,
         }
         baseline = f"random init ({type(trainer.method.backbone).__name__})"
         if baseline not in report["results"]:
@@ -160,6 +166,18 @@ def parse_option(text: str) -> tuple[str, str, str]:
     if not (sep and eq and method and key):
         raise ValueError(f"--option: expected METHOD:KEY=VALUE, got {text!r}")
     return method, key, value
+
+
+def parse_value(text: str) -> Any:
+    """An option's value: an int, a float, true/false, or the text itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> None:
