@@ -420,6 +420,15 @@ def test_every_readme_command_parses_and_names_what_exists():
             assert isinstance(build_backbone(backbone, {}), nn.Module), backbone
 
 
+def test_recipe_check_candidates_start_from_the_registered_recipe():
+    from selfsup.experiments.compare import recipe_for
+    from selfsup.experiments.recipe_check import CANDIDATES, RELATIVE_OPTIONS
+
+    assert dict(recipe_for("relative_position").options) == RELATIVE_OPTIONS
+    for name, candidate in CANDIDATES.items():
+        assert name.split("@")[0] == candidate.method
+
+
 def test_recipe_check_reports_each_rows_gain_per_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from selfsup.experiments import recipe_check
 

@@ -24,12 +24,18 @@ from selfsup.run.recipe import Recipe
 ROWS: tuple[str, ...] = ("rotnet", "simclr", "byol", "barlow_twins")
 """Registered recipes checked by default."""
 
+RELATIVE_OPTIONS = {"patch": 8, "gap": 2, "jitter": 1, "drop_colors": False, "hidden": 512}
+"""Relative position's registered options (32-px images)."""
+
 CANDIDATES: dict[str, Recipe] = {
     "simclr@adamw2e-3,t0.2": Recipe("simclr", {"temperature": 0.2}, lr=2e-3),
     "byol@adamw1e-3": Recipe("byol"),
     "barlow_twins@lars0.2": Recipe("barlow_twins", optimizer="lars", lr=0.2),
+    "relative_position@adamw1e-3": Recipe("relative_position", RELATIVE_OPTIONS),
+    "relative_position@drop_colors": Recipe("relative_position", {**RELATIVE_OPTIONS, "drop_colors": True}, optimizer="sgd", lr=0.05),
 }
-"""Settings tried against the registered ones (LightlySSL's SimCLR: AdamW 2·10⁻³, τ = 0.2)."""
+"""Settings tried against the registered ones (LightlySSL's SimCLR: AdamW 2·10⁻³, τ = 0.2; relative
+position with the joint methods' AdamW, or with the paper's colour dropping)."""
 
 VALIDATION: dict[str, int] = {"digits": 297, "photo_patches": 294, "shapes": 300}
 """Training images held out as each set's validation split."""
@@ -75,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/recipes")
     parser.add_argument("--rows", default=",".join(ROWS), help="registered recipes to check")
     parser.add_argument("--candidates", action=argparse.BooleanOptionalAction, default=True, help="also the candidate settings")
+    parser.add_argument("--candidate-names", default=None, help="comma-separated: only these candidates (default: all of them)")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
@@ -82,7 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     rows = [r for r in args.rows.split(",") if r]
-    gains = check(out, rows, CANDIDATES if args.candidates else {}, steps=args.steps, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    candidates = dict(CANDIDATES) if args.candidates else {}
+    if args.candidate_names is not None:
+        names = [n for n in args.candidate_names.split(",") if n]
+        unknown = sorted(set(names) - set(CANDIDATES))
+        if unknown:
+            parser.error(f"--candidate-names: unknown {', '.join(unknown)}; choose from {', '.join(CANDIDATES)}")
+        candidates = {n: CANDIDATES[n] for n in names}
+    gains = check(out, rows, candidates, steps=args.steps, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
     table = gains_table(gains)
     (out / "recipes.md").write_text(table + "\n")
     (out / "recipes.json").write_text(json.dumps(gains, indent=2))
