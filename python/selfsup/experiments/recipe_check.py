@@ -24,18 +24,18 @@ from selfsup.run.recipe import Recipe
 ROWS: tuple[str, ...] = ("rotnet", "simclr", "byol", "barlow_twins")
 """Registered recipes checked by default."""
 
-RELATIVE_OPTIONS = {"patch": 8, "gap": 2, "jitter": 1, "drop_colors": False, "hidden": 512}
+RELATIVE_OPTIONS = {"patch": 8, "gap": 2, "jitter": 1, "drop_colors": True, "hidden": 512}
 """Relative position's registered options (32-px images)."""
 
 CANDIDATES: dict[str, Recipe] = {
     "simclr@adamw2e-3,t0.2": Recipe("simclr", {"temperature": 0.2}, lr=2e-3),
     "byol@adamw1e-3": Recipe("byol"),
     "barlow_twins@lars0.2": Recipe("barlow_twins", optimizer="lars", lr=0.2),
-    "relative_position@adamw1e-3": Recipe("relative_position", RELATIVE_OPTIONS),
-    "relative_position@drop_colors": Recipe("relative_position", {**RELATIVE_OPTIONS, "drop_colors": True}, optimizer="sgd", lr=0.05),
+    "relative_position@adamw1e-3,colours": Recipe("relative_position", {**RELATIVE_OPTIONS, "drop_colors": False}),
+    "relative_position@colours": Recipe("relative_position", {**RELATIVE_OPTIONS, "drop_colors": False}, optimizer="sgd", lr=0.05),
 }
 """Settings tried against the registered ones (LightlySSL's SimCLR: AdamW 2·10⁻³, τ = 0.2; relative
-position with the joint methods' AdamW, or with the paper's colour dropping)."""
+position keeping the colours, its earlier recipe, with SGD or the joint methods' AdamW)."""
 
 VALIDATION: dict[str, int] = {"digits": 297, "photo_patches": 294, "shapes": 300}
 """Training images held out as each set's validation split."""
