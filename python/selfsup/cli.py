@@ -112,18 +112,10 @@ def _option(text: str) -> tuple[str, Any]:
     """``key=value`` with the value read as int, float, true/false, or left a string."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    from selfsup.run.config import parse_value
+
     key, raw = text.split("=", 1)
-    value: Any = raw
-    if raw.lower() in ("true", "false"):
-        value = raw.lower() == "true"
-    else:
-        for kind in (int, float):
-            try:
-                value = kind(raw)
-                break
-            except ValueError:
-                continue
-    return key.strip().replace("-", "_"), value
+    return key.strip().replace("-", "_"), parse_value(raw)
 
 
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:

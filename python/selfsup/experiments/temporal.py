@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from selfsup.data.moving_digits import Clips, ClipSplits, load_moving_digits, moving_digits, two_camera
+from selfsup.run.config import parse_value
 
 METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn", "tracking", "rho_byol")
 MULTI_VIEW = ("tcn",)
@@ -166,18 +167,6 @@ def parse_option(text: str) -> tuple[str, str, str]:
     if not (sep and eq and method and key):
         raise ValueError(f"--option: expected METHOD:KEY=VALUE, got {text!r}")
     return method, key, value
-
-
-def parse_value(text: str) -> Any:
-    """An option's value: an int, a float, true/false, or the text itself."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -250,6 +250,19 @@ def merge_settings(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def parse_value(text: str) -> Any:
+    """A ``KEY=VALUE`` option's value from the command line: an int, a float, true/false, or the
+    text itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def resolve(settings: Mapping[str, Any], recipe: Recipe, *, in_channels: int | None = None, source: str = "run") -> RunConfig:
     """The run of ``settings`` (the config file's and command line's, merged) over the
     registered ``recipe`` of its method (see the module docstring).
