@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 
 
 @dataclass
@@ -77,11 +77,6 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.head(self.backbone(x))
         return logits
-
-
-def device_of(model: nn.Module) -> torch.device:
-    """Where ``model``'s parameters are (fine-tuning runs wherever the caller put the backbone)."""
-    return next(iter(model.parameters()), torch.empty(0)).device
 
 
 def discriminative_rates(lr: float, groups: int, factor: float) -> list[float]:

@@ -14,7 +14,7 @@ from torch import nn
 from selfsup.eval.knn import knn_predict
 from selfsup.eval.probe import linear_probe_accuracy
 from selfsup.eval.subsets import labeled_subset
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 from selfsup.models.lightness import input_channels, lightness, lightness_to_tensor
 
 
@@ -34,7 +34,7 @@ def extract_features(
     in eval mode (BatchNorm running stats), computed on ``device`` (default: where the backbone's
     parameters are)."""
     if device is None:
-        device = next(iter(backbone.parameters()), torch.empty(0)).device
+        device = device_of(backbone)
     was_training = backbone.training
     backbone.eval()
     try:

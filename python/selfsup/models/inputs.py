@@ -26,3 +26,8 @@ def images_to_tensor(images: npt.NDArray[Any], device: torch.device | str = "cpu
         std = torch.tensor(CHANNEL_STD[:channels], device=tensor.device).view(-1, 1, 1)
         tensor = (tensor.float() / 255.0 - mean) / std
     return tensor.float().contiguous()
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Where ``module``'s parameters are (the CPU for a module without any)."""
+    return next(iter(module.parameters()), torch.empty(0)).device
