@@ -51,7 +51,7 @@ def test_train_export_eval(tmp_path: Path):
     evaluate = selfsup("eval", "--checkpoint", str(run / "checkpoint.pt"))
     assert evaluate.returncode == 0, evaluate.stderr
     assert "kNN all" in evaluate.stdout
-    shown = selfsup("show", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "show.png"), "--count", "2")
+    shown = selfsup("show", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path / "show.png"), "--count", "2", "--device", "cpu")
     assert shown.returncode == 0, shown.stderr
     assert np.asarray(Image.open(tmp_path / "show.png")).std() > 10
     tune = selfsup("finetune", "--checkpoint", str(run / "checkpoint.pt"), "--epochs", "1", "--labels-per-class", "1")

@@ -464,5 +464,5 @@ def test_byol_can_take_another_augmentation():
     default = batch_of(method("byol", projection_dim=16), 8)["views"]
     byol_views = T.byol(32, normalize=normalize, blur=False)(DIGITS[:8], seed=1, epoch=0, indices=np.arange(8))
     torch.testing.assert_close(default, torch.stack(byol_views), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="^augmentation: expected one of simclr, byol, mocov2, got 'dino'"):
+    with pytest.raises(ValueError, match="^augmentation: expected one of simclr, byol, mocov2, clip, got 'dino'"):
         method("byol", augmentation="dino")

@@ -422,9 +422,10 @@ def test_every_readme_command_parses_and_names_what_exists():
 
 def test_recipe_check_candidates_start_from_the_registered_recipe():
     from selfsup.experiments.compare import recipe_for
-    from selfsup.experiments.recipe_check import CANDIDATES, RELATIVE_OPTIONS
+    from selfsup.experiments.recipe_check import CANDIDATES, RELATIVE_OPTIONS, SWAV_OPTIONS
 
     assert dict(recipe_for("relative_position").options) == RELATIVE_OPTIONS
+    assert dict(recipe_for("swav").options) == SWAV_OPTIONS
     for name, candidate in CANDIDATES.items():
         assert name.split("@")[0] == candidate.method
 

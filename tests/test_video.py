@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 from test_distributed import PREAMBLE
 
 import selfsup.ops as ops
+import selfsup.transforms as T
 from selfsup.data.clips import ClipArraySource, FrameFolderSource, clip_squares
 from selfsup.data.moving_digits import bounce, homography, moving_digits, two_camera
 from selfsup.methods.shuffle_learn import ShuffleLearn
@@ -481,6 +483,32 @@ def test_rho_methods_augment_each_clip_with_one_draw_and_train_a_clip_backbone(t
     torch.testing.assert_close(restored(clip), trainer.method.backbone(clip))
 
 
+def test_the_clip_augmentation_never_mirrors_and_keeps_most_of_the_frame():
+    from selfsup.methods.rho_clips import RhoBYOL, RhoMoCo, RhoSimCLR
+    from selfsup.models.video import small_r2plus1d
+
+    # left half dark, right half bright: a mirrored view has its bright side on the left
+    frames = np.zeros((200, 40, 40, 3), np.uint8)
+    frames[:, :, 20:] = 255
+
+    def mirrored(views: list[torch.Tensor]) -> int:
+        return sum(int((v[..., :16].float().mean(dim=(1, 2, 3)) > v[..., -16:].float().mean(dim=(1, 2, 3))).sum()) for v in views)
+
+    assert mirrored(T.clip(32, normalize=False)(frames, seed=0)) == 0
+    assert 100 < mirrored(T.mocov2(32, normalize=False, blur=False)(frames, seed=0)) < 300  # the image views flip half
+    # a crop of area s >= 0.6 and aspect >= 3/4 spans sqrt(s · 3/4) >= 0.67 of the width, 27 of the 40 columns, so
+    # both halves are always in view: the left edge of every view is dark, the right edge bright
+    columns = T.clip_view(32, normalize=False)(frames, seed=1).float().mean(dim=(1, 2))
+    assert bool((columns[:, :4].mean(dim=1) < columns[:, -4:].mean(dim=1)).all())
+    clips = random_clips(2, t=10, size=10)
+    for cls in (RhoBYOL, RhoMoCo, RhoSimCLR):
+        method = cls(small_r2plus1d(width=4), clip_length=3, augmentation="clip")
+        views = method.make_batch(clips, seed=0, epoch=0, indices=np.arange(2))["views"]
+        assert tuple(views.shape) == (2, 2, 3, 3, 10, 10)
+    with pytest.raises(ValueError, match="views: augmentation 'clip' gives 2 views, got 3"):
+        RhoSimCLR(small_r2plus1d(width=4), views=3, augmentation="clip")
+
+
 # ---------------------------------------------------------------- tracking triplets
 
 
@@ -546,8 +574,28 @@ def test_the_temporal_experiment_resumes_per_method_and_tunes_on_training_digits
     assert run(config)["results"]["shuffle_learn"] == json.loads((tmp_path / "report.json").read_text())["results"]["shuffle_learn"]
     assert (tmp_path / "shuffle_learn" / "checkpoint.pt").stat().st_mtime_ns == stamp
     assert "| shuffle_learn |" in (tmp_path / "report.md").read_text()
+    # probing again from the checkpoints: the same numbers, the training time kept, nothing trained
+    again = run(replace(config, reprobe=True))["results"]
+    assert again == report["results"]
+    assert (tmp_path / "shuffle_learn" / "checkpoint.pt").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="METHOD:KEY=VALUE"):
         parse_option("lr=0.1")
+
+
+def test_a_clip_backbone_sees_a_frame_as_a_still_clip_and_a_clip_as_its_first_frames():
+    from selfsup.experiments.temporal import CLIP_FRAMES, clip_features, frame_features
+    from selfsup.models.inputs import images_to_tensor
+    from selfsup.models.video import SmallR2Plus1d
+
+    torch.manual_seed(0)
+    net = SmallR2Plus1d(width=4).eval()
+    clips = moving_digits(3, split="test", seed=1).clips
+    still = images_to_tensor(clips[:, 0])[:, :, None].expand(-1, -1, CLIP_FRAMES, -1, -1)
+    moving = torch.stack([images_to_tensor(clips[:, t]) for t in range(CLIP_FRAMES)], dim=2)
+    with torch.no_grad():
+        torch.testing.assert_close(frame_features(net, clips[:, 0]), net(still))
+        torch.testing.assert_close(clip_features(net, clips), net(moving))
+        assert not torch.allclose(net(still), net(images_to_tensor(clips[:, 0])))
 
 
 def test_validation_clips_come_from_the_training_digits_not_the_held_out_ones():

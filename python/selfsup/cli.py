@@ -197,7 +197,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError(f"--out: expected a .png path, got {args.out!r}")
     method, state = load_method(args.checkpoint)
     data = _eval_data(args, state)
-    path = show_predictions(method, data.splits.test.images[: args.count], out, seed=args.seed)
+    path = show_predictions(method.to(_device(args)), data.splits.test.images[: args.count], out, seed=args.seed)
     print(f"wrote {path} ({args.count} held-out images of {data.name})")
     return 0
 
@@ -447,7 +447,7 @@ def _add_device_flag(command: argparse.ArgumentParser) -> None:
     command.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
 
 
-def _add_eval_flags(command: argparse.ArgumentParser, device: bool = True) -> None:
+def _add_eval_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--checkpoint", required=True, help="checkpoint.pt written by selfsup train")
     command.add_argument("--data", default="digits", metavar="NAME|DIR|LIST",
                          help="labelled data: digits or photo_patches (fixed held-out split), a folder with one sub-folder per class, "
@@ -457,8 +457,7 @@ def _add_eval_flags(command: argparse.ArgumentParser, device: bool = True) -> No
     command.add_argument("--test-fraction", type=_fraction, default=0.2, help="held-out share of each class when there is no --test-data")
     command.add_argument("--split-seed", type=int, default=0, help="seed of the held-out split")
     command.add_argument("--image-size", type=_positive, default=None, help="side images are brought to (default: the run's image size)")
-    if device:
-        _add_device_flag(command)
+    _add_device_flag(command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -513,9 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     show_cmd = command(
         "show",
         help="render what a trained method predicts on held-out images (rotations, puzzles, reconstructions, samples)",
-        description="Load a checkpoint written by `selfsup train` and render its predictions on held-out images into one PNG (on the CPU).",
+        description="Load a checkpoint written by `selfsup train` and render its predictions on held-out images into one PNG.",
     )
-    _add_eval_flags(show_cmd, device=False)
+    _add_eval_flags(show_cmd)
     show_cmd.add_argument("--out", default="runs/show.png", help="PNG file to write")
     show_cmd.add_argument("--count", type=_positive, default=8, help="images to show")
     show_cmd.add_argument("--seed", type=int, default=0, help="random seed of the pretext inputs")

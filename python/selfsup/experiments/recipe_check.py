@@ -27,15 +27,22 @@ ROWS: tuple[str, ...] = ("rotnet", "simclr", "byol", "barlow_twins")
 RELATIVE_OPTIONS = {"patch": 8, "gap": 2, "jitter": 1, "drop_colors": True, "hidden": 512}
 """Relative position's registered options (32-px images)."""
 
+SWAV_OPTIONS = {"prototypes": 300, "queue_size": 512, "queue_start_step": 20, "freeze_prototypes_steps": 20, "epsilon": 0.01}
+"""SwAV's registered options."""
+
 CANDIDATES: dict[str, Recipe] = {
     "simclr@adamw2e-3,t0.2": Recipe("simclr", {"temperature": 0.2}, lr=2e-3),
     "byol@adamw1e-3": Recipe("byol"),
     "barlow_twins@lars0.2": Recipe("barlow_twins", optimizer="lars", lr=0.2),
     "relative_position@adamw1e-3,colours": Recipe("relative_position", {**RELATIVE_OPTIONS, "drop_colors": False}),
     "relative_position@colours": Recipe("relative_position", {**RELATIVE_OPTIONS, "drop_colors": False}, optimizer="sgd", lr=0.05),
+    "moco@adamw2e-3": Recipe("moco", {"queue_size": 1024}, lr=2e-3),
+    "swav@adamw1e-3": Recipe("swav", SWAV_OPTIONS, lr=1e-3),
+    "mae@adamw1.5e-3": Recipe("mae", backbone="vit_tiny", lr=1.5e-3),
 }
 """Settings tried against the registered ones (LightlySSL's SimCLR: AdamW 2·10⁻³, τ = 0.2; relative
-position keeping the colours, its earlier recipe, with SGD or the joint methods' AdamW)."""
+position keeping the colours, its earlier recipe, with SGD or the joint methods' AdamW; MoCo v2
+and SwAV with AdamW instead of SGD and LARS; MAE at 3× its rate)."""
 
 VALIDATION: dict[str, int] = {"digits": 297, "photo_patches": 294, "shapes": 300}
 """Training images held out as each set's validation split."""

@@ -3,13 +3,14 @@
 Each method trains from its registered recipe on the training clips for the shared budget (TCN
 on the same clips seen through two cameras, its multi-view form); the
 frozen backbone is then probed twice on held-out clips (digits the training clips never show):
-frame features (the first frame of each clip) on the digit shown, and clip features (the first
-three frames' features, concatenated; a clip backbone's features of the first 8 frames) on the
-direction of motion. The same probes run on the same
-architecture at random init (one row per architecture). Wall time and peak memory are recorded.
-The report is rewritten after each method and a rerun skips the methods it already holds, so a
-killed run resumes. ``--validation V`` probes on V further clips of the training digits instead
-of the held-out clips: options are chosen there, never on the held-out clips.
+frame features (the first frame of each clip; a clip backbone sees it as a still clip) on the
+digit shown, and clip features (the first three frames' features, concatenated; a clip
+backbone's features of the first 8 frames) on the direction of motion. The same probes run on
+the same architecture at random init (one row per architecture). Wall time and peak memory are
+recorded. The report is rewritten after each method and a rerun skips the methods it already
+holds, so a killed run resumes; ``--reprobe`` probes them again from their checkpoints.
+``--validation V`` probes on V further clips of the training digits instead of the held-out
+clips: options are chosen there, never on the held-out clips.
 
     python -m selfsup.experiments.temporal --out runs/temporal
     python -m selfsup.experiments.temporal --out runs/temporal-val --validation 200 --methods tcn --option tcn:loss=npairs
@@ -25,13 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
 from selfsup.data.moving_digits import Clips, ClipSplits, load_moving_digits, moving_digits, two_camera
 from selfsup.run.config import parse_value
 
-METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn", "tracking", "rho_byol")
+METHODS: tuple[str, ...] = ("shuffle_learn", "odd_one_out", "tcn", "tracking", "rho_byol", "rho_simclr", "rho_moco")
 MULTI_VIEW = ("tcn",)
 """Methods trained on the training clips seen through two cameras (:func:`~selfsup.data.moving_digits.two_camera`)."""
 
@@ -51,6 +54,9 @@ class TemporalConfig:
     """When positive: probe on this many further clips of the training digits (a validation split)."""
     options: tuple[tuple[str, str, str], ...] = ()
     """``(method, key, value)`` on top of the recipe: a run setting of :data:`RUN_KEYS`, else a method option."""
+    reprobe: bool = False
+    """Probe the methods the report already holds again, from their checkpoints, without training
+    them again (after a change of the probe protocol); training time and memory are kept."""
 
 
 RUN_KEYS = ("lr", "weight_decay", "optimizer", "warmup_steps")
@@ -68,36 +74,56 @@ def load_splits(config: TemporalConfig) -> ClipSplits:
                       Clips(clips.clips[tail], clips.labels[tail], clips.directions[tail]))
 
 
-def clip_features(backbone: nn.Module, clips: Any, frames: int = 3) -> torch.Tensor:
-    """``(N, frames · D)``: the features of each clip's first ``frames`` frames, concatenated; for
-    a clip backbone (:class:`~selfsup.models.video.SmallR2Plus1d`) ``(N, D)``, its features of
-    the first 8 frames as one clip."""
+CLIP_FRAMES = 8
+"""Frames a clip backbone sees at probe time: the clip length its methods train on."""
+
+
+def clip_backbone_features(backbone: nn.Module, clips: npt.NDArray[np.uint8]) -> torch.Tensor:
+    """``(N, D)``: a clip backbone's features of uint8 clips ``(N, T, H, W, 3)``, 64 at a time."""
+    from selfsup.models.inputs import device_of, images_to_tensor
+
+    device = device_of(backbone)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(clips), 64):
+            part = clips[start : start + 64]
+            n, t = part.shape[:2]
+            x = images_to_tensor(part.reshape(n * t, *part.shape[2:]), device).view(n, t, 3, *part.shape[2:4]).transpose(1, 2)
+            out.append(backbone(x).cpu())
+    return torch.cat(out)
+
+
+def frame_features(backbone: nn.Module, frames: npt.NDArray[np.uint8]) -> torch.Tensor:
+    """``(N, D)``: features of single frames ``(N, H, W, 3)``; a clip backbone sees each frame as a
+    still clip of :data:`CLIP_FRAMES` copies (the inflated-image input of Carreira & Zisserman
+    2017), not as a one-frame clip whose temporal convolutions see only their zero padding."""
     from selfsup.eval.protocol import extract_features
-    from selfsup.models.inputs import images_to_tensor
     from selfsup.models.video import SmallR2Plus1d
 
     if isinstance(backbone, SmallR2Plus1d):
-        device = next(backbone.parameters()).device
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(clips), 64):
-                part = clips[start : start + 64, :8]
-                n, t = part.shape[:2]
-                x = images_to_tensor(part.reshape(n * t, *part.shape[2:]), device).view(n, t, 3, *part.shape[2:4]).transpose(1, 2)
-                out.append(backbone(x).cpu())
-        return torch.cat(out)
-    per_frame = [extract_features(backbone, clips[:, t]) for t in range(frames)]
-    return torch.cat(per_frame, dim=1)
+        return clip_backbone_features(backbone, np.repeat(frames[:, None], CLIP_FRAMES, axis=1))
+    return extract_features(backbone, frames)
+
+
+def clip_features(backbone: nn.Module, clips: npt.NDArray[np.uint8], frames: int = 3) -> torch.Tensor:
+    """``(N, frames · D)``: the features of each clip's first ``frames`` frames, concatenated; for
+    a clip backbone (:class:`~selfsup.models.video.SmallR2Plus1d`) ``(N, D)``, its features of
+    the first :data:`CLIP_FRAMES` frames as one clip."""
+    from selfsup.models.video import SmallR2Plus1d
+
+    if isinstance(backbone, SmallR2Plus1d):
+        return clip_backbone_features(backbone, clips[:, :CLIP_FRAMES])
+    return torch.cat([frame_features(backbone, clips[:, t]) for t in range(frames)], dim=1)
 
 
 def probe_backbone(backbone: nn.Module, splits: ClipSplits) -> dict[str, Any]:
     """Held-out probes of ``backbone``: frame features on the digit, clip features on the direction."""
-    from selfsup.eval.protocol import extract_features, probe_table
+    from selfsup.eval.protocol import probe_table
 
     train, test = splits
     backbone = backbone.eval()
     return {
-        "digit": probe_table(extract_features(backbone, train.clips[:, 0]), train.labels, extract_features(backbone, test.clips[:, 0]), test.labels),
+        "digit": probe_table(frame_features(backbone, train.clips[:, 0]), train.labels, frame_features(backbone, test.clips[:, 0]), test.labels),
         "direction": probe_table(clip_features(backbone, train.clips), train.directions, clip_features(backbone, test.clips), test.directions),
     }
 
@@ -105,15 +131,21 @@ def probe_backbone(backbone: nn.Module, splits: ClipSplits) -> dict[str, Any]:
 def run(config: TemporalConfig) -> dict[str, Any]:
     from selfsup.data.clips import ClipArraySource
     from selfsup.run.build import build_trainer, resolve_run
-    from selfsup.run.restore import random_init_backbone
+    from selfsup.run.restore import load_backbone
     from selfsup.training.memory import PeakMemory
 
     splits = load_splits(config)
     path = config.out / "report.json"
     report: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"results": {}}
-    report["config"] = {k: str(v) for k, v in config.__dict__.items()}
+    report["config"] = {k: str(v) for k, v in config.__dict__.items() if k != "reprobe"}
+    baselines_probed = set() if config.reprobe else {row for row in report["results"] if row.startswith("random init")}
     for name in config.methods:
+        checkpoint = config.out / name / "checkpoint.pt"
         if name in report["results"]:
+            if config.reprobe:
+                report["results"][name].update(probe_backbone(load_backbone(checkpoint), splits))
+                probe_baseline(report, checkpoint, splits, baselines_probed)
+                write_report(config.out, report)
             continue
         chosen = {key: parse_value(value) for method, key, value in config.options if method == name}
         options = {key: value for key, value in chosen.items() if key not in RUN_KEYS}
@@ -126,17 +158,27 @@ def run(config: TemporalConfig) -> dict[str, Any]:
         with PeakMemory(trainer.config.device) as peak:
             log = trainer.fit()
         seconds = time.perf_counter() - start
-        state = torch.load(trainer.checkpoint_path, weights_only=True)
         report["results"][name] = {
             **probe_backbone(trainer.method.backbone, splits), "seconds": seconds, "peak_mib": peak.bytes / 2**20, "final": log[-1],
             "options": chosen,
         }
-        baseline = f"random init ({type(trainer.method.backbone).__name__})"
-        if baseline not in report["results"]:
-            report["results"][baseline] = probe_backbone(random_init_backbone(state, trainer.checkpoint_path), splits)
+        probe_baseline(report, trainer.checkpoint_path, splits, baselines_probed)
         write_report(config.out, report)
     write_report(config.out, report)
     return report
+
+
+def probe_baseline(report: dict[str, Any], checkpoint: Path, splits: ClipSplits, probed: set[str]) -> None:
+    """Probes the random init of ``checkpoint``'s architecture into its row, ``"random init
+    (Architecture)"``, unless ``probed`` already holds that row (which it then does)."""
+    from selfsup.training.checkpoint import load_checkpoint
+    from selfsup.run.restore import random_init_backbone
+
+    backbone = random_init_backbone(load_checkpoint(checkpoint), checkpoint)
+    row = f"random init ({type(backbone).__name__})"
+    if row not in probed:
+        report["results"][row] = probe_backbone(backbone, splits)
+        probed.add(row)
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
@@ -176,10 +218,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=TemporalConfig.steps)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation", type=int, default=0, help="probe on this many further clips of the training digits")
+    parser.add_argument("--reprobe", action="store_true", help="probe the finished methods again from their checkpoints, no training")
     parser.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE", help="a method option on top of its recipe")
     args = parser.parse_args(argv)
     options = tuple(parse_option(text) for text in args.option)
-    report = run(TemporalConfig(out=args.out, methods=tuple(args.methods), steps=args.steps, seed=args.seed, validation=args.validation, options=options))
+    report = run(TemporalConfig(out=args.out, methods=tuple(args.methods), steps=args.steps, seed=args.seed, validation=args.validation, options=options,
+                                 reprobe=args.reprobe))
     print(markdown(report))
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.run.recipe import Recipe
 from selfsup.methods.base import Method
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 
 
 class Decoder(nn.Module):
@@ -105,7 +105,7 @@ class Autoencoder(Method):
         from selfsup.viz.tensors import to_image
 
         n = min(8, len(images))
-        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n), device=device_of(self))
         mu, _ = self.encode(batch.get("noisy", batch["images"]))
         reconstruction = self.decoder(mu)
         inputs, outputs = Row(f"{self.name} input"), Row("reconstruction")
@@ -115,7 +115,7 @@ class Autoencoder(Method):
         rows = [inputs, outputs]
         if self.variant == "variational":
             generator = torch.Generator().manual_seed(seed)
-            samples = self.decoder(torch.randn(n, mu.shape[1], generator=generator))
+            samples = self.decoder(torch.randn(n, mu.shape[1], generator=generator).to(mu.device))
             sampled = Row("samples z ~ N(0, I)")
             for i in range(n):
                 sampled.add(to_image(samples[i]))

@@ -27,7 +27,7 @@ from selfsup.hookspecs import Register, hookimpl
 from selfsup.run.recipe import Recipe
 from selfsup.methods.autoencoder import Decoder
 from selfsup.methods.base import batch_generator, Method
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 
 
 class JointDiscriminator(nn.Module):
@@ -96,7 +96,7 @@ class BiGAN(Method):
         from selfsup.viz.tensors import to_image
 
         n = min(8, len(images))
-        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n), device=device_of(self))
         samples = self.generator(batch["noise"])
         reconstructions = self.generator(self.encode(batch["images"]))
         rows = [Row("bigan samples G(z)"), Row("input x"), Row("G(E(x))")]

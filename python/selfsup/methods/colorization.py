@@ -38,6 +38,7 @@ from selfsup.run.recipe import Recipe
 from selfsup.methods.autoencoder import Decoder
 from selfsup.methods.base import Method
 from selfsup.models.lightness import input_channels, lightness, lightness_to_tensor
+from selfsup.models.inputs import device_of
 
 
 def downsample_ab(ab: npt.NDArray[np.float32], size: int) -> npt.NDArray[np.float32]:
@@ -167,7 +168,7 @@ class Colorization(Method):
         ``temperature`` for the classifier), upsampled bilinearly to the image size."""
         lab = ops.rgb_to_lab(images)
         with torch.no_grad():
-            prediction = self.predict(lightness_to_tensor(np.ascontiguousarray(lab[..., 0]))).float()
+            prediction = self.predict(lightness_to_tensor(np.ascontiguousarray(lab[..., 0])).to(device_of(self))).float().cpu()
             if self.variant == "classification":
                 probs = torch.softmax(prediction, dim=1).permute(0, 2, 3, 1).contiguous().numpy()
                 ab = torch.from_numpy(ops.decode_ab(probs, self.temperature, self.grid)).permute(0, 3, 1, 2)

@@ -37,7 +37,7 @@ import selfsup.ops as ops
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.run.recipe import Recipe
 from selfsup.methods.base import Method
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 
 
 class SpotArtifacts(Method):
@@ -116,16 +116,16 @@ class SpotArtifacts(Method):
         from selfsup.viz.tensors import to_image
 
         n = min(8, len(images))
-        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n), device=device_of(self))
         what, where = self.heads(batch["images"])
-        predicted, cells = what.argmax(1).numpy(), torch.sigmoid(where).numpy()
+        predicted, cells = what.argmax(1).cpu().numpy(), torch.sigmoid(where).cpu().numpy()
         zoom = 4
         step = zoom * self.image_size // self.grid
         rows = [Row("corrupted (green: true)"), Row("predicted cells (red)")]
         for i in range(n):
             true, pred = self.kinds[int(batch["targets"][i])], self.kinds[int(predicted[i])]
             image = np.repeat(np.repeat(to_image(batch["images"][i]), zoom, axis=0), zoom, axis=1)
-            truth = [(r * step, c * step, step, step, "lime") for r, c in zip(*np.nonzero(batch["cells"][i].numpy() > 0))]
+            truth = [(r * step, c * step, step, step, "lime") for r, c in zip(*np.nonzero(batch["cells"][i].cpu().numpy() > 0))]
             guess = [(r * step, c * step, step, step, "red") for r, c in zip(*np.nonzero(cells[i] > 0.5))]
             rows[0].add(draw_boxes(image, truth), f"true: {ops.CORRUPTIONS[true]}")
             rows[1].add(draw_boxes(image, guess), f"pred: {ops.CORRUPTIONS[pred]}" + (" ok" if pred == true else " X"))

@@ -40,7 +40,7 @@ from selfsup.hookspecs import Register, hookimpl
 from selfsup.run.recipe import Recipe
 from selfsup.methods.autoencoder import Decoder
 from selfsup.methods.base import Method
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 
 MASK_KINDS = ("center", "blocks", "region")
 
@@ -158,7 +158,7 @@ class ContextEncoder(Method):
         from selfsup.viz.tensors import to_image
 
         n = min(8, len(images))
-        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n), device=device_of(self))
         masks = batch["masks"]
         composite = (1 - masks) * batch["images"] + masks * self.inpaint(batch["masked"])
         rows = [Row(f"masked ({self.mask})"), Row("inpainted"), Row("original")]

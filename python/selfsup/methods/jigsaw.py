@@ -21,7 +21,7 @@ from torch import nn
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.run.recipe import Recipe
 from selfsup.methods.base import Method
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 from selfsup.pretext.jigsaw import Jigsaw
 
 
@@ -70,8 +70,8 @@ class JigsawMethod(Method):
         n = min(4, len(images))
         task = self.task
         puzzle = ops.jigsaw(images[:n], task.permutation_set, task.grid, task.cell, task.patch, seed=seed, indices=np.arange(n))
-        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
-        predicted = self.classifier(self.backbone(batch["tiles"]).reshape(n, -1)).argmax(1).numpy()
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n), device=device_of(self))
+        predicted = self.classifier(self.backbone(batch["tiles"]).reshape(n, -1)).argmax(1).cpu().numpy()
         rows = []
         g = task.grid
         for i in range(n):

@@ -15,12 +15,12 @@ from torch import nn
 
 from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD
 from selfsup.methods.base import Method
-from selfsup.transforms import MultiView, Normalize, byol, mocov2, simclr
+from selfsup.transforms import MultiView, Normalize, byol, clip, mocov2, simclr
 
 BLUR_MIN_SIZE = 64
 """Views smaller than this get no Gaussian blur (SimCLR, arXiv:2002.05709, Appendix B.9: none on CIFAR)."""
 
-AUGMENTATIONS: dict[str, Callable[..., MultiView]] = {"simclr": simclr, "byol": byol, "mocov2": mocov2}
+AUGMENTATIONS: dict[str, Callable[..., MultiView]] = {"simclr": simclr, "byol": byol, "mocov2": mocov2, "clip": clip}
 
 
 def view_side(images: Any, image_size: int | None) -> int:

@@ -48,7 +48,7 @@ from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.run.recipe import Recipe
-from selfsup.models.inputs import images_to_tensor, CHANNEL_MEAN, CHANNEL_STD
+from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD, device_of, images_to_tensor
 from selfsup.methods.base import Method
 from selfsup.methods.joint import view_side
 from selfsup.models.vit import LAYER_NORM_EPS, Block, ViT, check_transformer, init_like_mae, patchify, sincos_position_embedding, unpatchify
@@ -228,15 +228,15 @@ class MAE(Method):
         from selfsup.viz.tensors import to_image
 
         n = min(8, len(images))
-        x = images_to_tensor(images[:n])
-        masks = self.masks(seed=seed, epoch=0, indices=np.arange(n, dtype=np.int64))
+        x = images_to_tensor(images[:n], device_of(self))
+        masks = self.masks(seed=seed, epoch=0, indices=np.arange(n, dtype=np.int64), device=x.device)
         p, channels = self.backbone.patch_size, self.backbone.in_channels
         patches = patchify(x, p)
         prediction = self.reconstruct(x, masks["keep"])
         if self.norm_pix_loss:
             mean, var = patches.mean(dim=-1, keepdim=True), patches.var(dim=-1, keepdim=True)
             prediction = prediction * (var + NORM_PIX_EPS).sqrt() + mean
-        removed = torch.zeros(n, patches.shape[1], 1).scatter_(1, masks["masked"].unsqueeze(-1), 1.0)
+        removed = torch.zeros(n, patches.shape[1], 1, device=x.device).scatter_(1, masks["masked"].unsqueeze(-1), 1.0)
         visible = unpatchify(patches * (1 - removed), p, channels)
         pasted = unpatchify(patches * (1 - removed) + prediction * removed, p, channels)
         predicted = unpatchify(prediction, p, channels)

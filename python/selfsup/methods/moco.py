@@ -56,7 +56,8 @@ class MoCo(JointEmbedding):
     v2; 3 for v3); ``shuffle_bn`` (v1/v2, default on): Shuffling BatchNorm across ranks;
     ``bn_splits`` S (v1/v2): SplitBatchNorm in both encoders and keys shuffled within the batch
     (the backbone's BatchNorm layers are swapped in place; its state dict keeps its keys, and in
-    evaluation mode the layers are plain BatchNorm).
+    evaluation mode the layers are plain BatchNorm); ``augmentation`` another view pipeline of
+    :data:`~selfsup.methods.joint.AUGMENTATIONS` (default: the version's own, MoCo v1's or v2's).
 
     Buffers ``queue (K, D)``, ``queue_pointer``, ``queue_filled`` and ``key_batches`` (v1/v2; the
     key batches encoded so far, which seeds the next shuffle) are saved in checkpoints. As in
@@ -84,8 +85,9 @@ class MoCo(JointEmbedding):
         bn_splits: int = 1,
         image_size: int | None = None,
         blur: bool | None = None,
+        augmentation: str | None = None,
     ) -> None:
-        super().__init__(backbone, image_size=image_size, blur=blur)
+        super().__init__(backbone, image_size=image_size, blur=blur, augmentation=augmentation)
         if version not in (1, 2, 3):
             raise ValueError(f"version: expected 1, 2 or 3, got {version}")
         tau = (0.07 if version == 1 else 0.2) if temperature is None else temperature
@@ -102,6 +104,7 @@ class MoCo(JointEmbedding):
         if version == 1 and blur:
             raise ValueError("blur: MoCo v1's augmentation has no blur")
         self.version = version
+        self.version_views = augmentation is None
         self.temperature = float(tau)
         self.base_momentum = float(m)
         self.shuffle_bn = version < 3 if shuffle_bn is None else bool(shuffle_bn)
@@ -121,7 +124,7 @@ class MoCo(JointEmbedding):
             self.register_buffer("key_batches", torch.zeros((), dtype=torch.long))
 
     def build_views(self, size: int, normalize: Normalize) -> MultiView:
-        if self.version == 1:
+        if self.version == 1 and self.version_views:
             return mocov1(size, normalize=normalize)
         return super().build_views(size, normalize)
 

@@ -20,7 +20,7 @@ from torch import nn
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.run.recipe import Recipe
 from selfsup.methods.base import Method
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 from selfsup.pretext.relative import RelativePosition
 
 
@@ -57,7 +57,7 @@ class RelativePositionMethod(Method):
         from selfsup.viz.tensors import to_image
 
         n = min(6, len(images))
-        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n))
+        batch = self.make_batch(images[:n], seed=seed, epoch=0, indices=np.arange(n), device=device_of(self))
         predicted = self.classifier(self.backbone(batch["pairs"]).reshape(n, -1)).argmax(1)
         row = Row("relative position")
         for i in range(n):

@@ -20,7 +20,7 @@ from torch import nn
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.run.recipe import Recipe
 from selfsup.methods.base import Method
-from selfsup.models.inputs import images_to_tensor
+from selfsup.models.inputs import device_of, images_to_tensor
 from selfsup.pretext.rotation import Rotation
 
 
@@ -60,7 +60,7 @@ class RotNet(Method):
         from selfsup.viz.canvas import Row
         from selfsup.viz.tensors import to_image
 
-        batch = RotNet.make_batch(self, images[:4], seed=seed, epoch=0, indices=np.arange(min(4, len(images))))
+        batch = RotNet.make_batch(self, images[:4], seed=seed, epoch=0, indices=np.arange(min(4, len(images))), device=device_of(self))
         predicted = self.head(self.backbone(batch["images"])).argmax(1)
         rows = []
         for i in range(len(predicted) // 4):

@@ -33,6 +33,7 @@ from selfsup.run.recipe import Recipe
 from selfsup.methods.joint import JointEmbedding, check_positive
 from selfsup.models.heads import ProjectionHead
 from selfsup.transforms import MultiView, Normalize, simclr
+from selfsup.models.inputs import device_of
 
 
 class SimCLR(JointEmbedding):
@@ -49,6 +50,8 @@ class SimCLR(JointEmbedding):
         color_strength: s of the paper's colour distortion (0.5 → ColorJitter(0.4, 0.4, 0.4, 0.1),
             1.0 → ColorJitter(0.8, 0.8, 0.8, 0.2)).
         blur: Gaussian blur p = 0.5; ``None`` uses it only when S ≥ 64.
+        augmentation: another view pipeline of :data:`~selfsup.methods.joint.AUGMENTATIONS` (two
+            views) instead of the paper's (``"simclr"``, which ``views`` and ``color_strength`` set).
 
     Example:
         >>> from selfsup.models import small_resnet
@@ -72,11 +75,14 @@ class SimCLR(JointEmbedding):
         image_size: int | None = None,
         color_strength: float = 0.5,
         blur: bool | None = None,
+        augmentation: str | None = None,
     ) -> None:
-        super().__init__(backbone, image_size=image_size, blur=blur)
+        super().__init__(backbone, image_size=image_size, blur=blur, augmentation=augmentation)
         check_positive(temperature=temperature)
         if views < 2:
             raise ValueError(f"views: expected at least 2 views per image, got {views}")
+        if self.augmentation != "simclr" and views != 2:
+            raise ValueError(f"views: augmentation {self.augmentation!r} gives 2 views, got {views}")
         if not color_strength >= 0:
             raise ValueError(f"color_strength: expected >= 0, got {color_strength}")
         self.temperature = float(temperature)
@@ -85,6 +91,8 @@ class SimCLR(JointEmbedding):
         self.head = ProjectionHead(self.feature_dim, hidden_dim or self.feature_dim, projection_dim, layers=head_layers)
 
     def build_views(self, size: int, normalize: Normalize) -> MultiView:
+        if self.augmentation != "simclr":
+            return super().build_views(size, normalize)
         return simclr(size, strength=self.color_strength / 0.5, normalize=normalize, blur=self.uses_blur(size), views=self.n_views)
 
     def project(self, views: torch.Tensor) -> torch.Tensor:
@@ -117,7 +125,7 @@ class SimCLR(JointEmbedding):
         from selfsup.viz.tensors import to_image
 
         count = min(len(images), 16)
-        batch = self.make_batch(images[:count], seed=seed, epoch=0, indices=np.arange(count))
+        batch = self.make_batch(images[:count], seed=seed, epoch=0, indices=np.arange(count), device=device_of(self))
         z = F.normalize(self.project(batch["views"])[:2], dim=2)
         similarity = z[0] @ z[1].T
         rows = []

@@ -11,7 +11,7 @@ from torch import nn
 from selfsup.data.clips import clip_squares
 from selfsup.methods.base import Method
 from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD
-from selfsup.transforms import ColorJitter, Compose, Normalize, RandomApply, RandomResizedCrop
+from selfsup.transforms import Compose, Normalize, clip_view
 
 
 class TemporalMethod(Method):
@@ -44,11 +44,8 @@ class TemporalMethod(Method):
 
     def augmentation(self, size: int) -> Compose:
         if size not in self._augmentations:
-            self._augmentations[size] = Compose([
-                RandomResizedCrop(size, scale=self.crop_scale),
-                RandomApply([ColorJitter(*self.jitter)], p=0.8),
-                Normalize(mean=CHANNEL_MEAN, std=CHANNEL_STD),
-            ])
+            normalize = Normalize(mean=CHANNEL_MEAN, std=CHANNEL_STD)
+            self._augmentations[size] = clip_view(size, scale=self.crop_scale, jitter=self.jitter, normalize=normalize)
         return self._augmentations[size]
 
     def clips_of(self, images: npt.NDArray[np.uint8] | list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:

@@ -20,7 +20,7 @@ from selfsup.transforms._transforms import (
 )
 from selfsup.transforms._geometry import CenterCrop, RandomCrop, RandomErasing, RandomVerticalFlip
 from selfsup.transforms._randaugment import RANDAUGMENT_OPS, Cutout, RandAugment
-from selfsup.transforms.presets import blur_kernel, byol, dino, fixmatch, instdisc, mocov1, mocov2, pil_blur_kernel, simclr, swav
+from selfsup.transforms.presets import blur_kernel, byol, clip, clip_view, dino, fixmatch, instdisc, mocov1, mocov2, pil_blur_kernel, simclr, swav
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -47,6 +47,8 @@ __all__ = [
     "Transform",
     "blur_kernel",
     "byol",
+    "clip",
+    "clip_view",
     "dino",
     "fixmatch",
     "instdisc",

@@ -1,6 +1,7 @@
-"""Augmentation augmentations of joint-embedding methods, as :class:`MultiView` pipelines: one view
+"""The augmentations of joint-embedding methods, as :class:`MultiView` pipelines: one view
 (InstDisc), two views (SimCLR, BYOL, MoCo v1 and v2) or multi-crop (DINO, SwAV: global and local
-views of different sizes); FixMatch's weak and strong views (RandAugment + Cutout)."""
+views of different sizes); FixMatch's weak and strong views (RandAugment + Cutout); the views of
+clips (:func:`clip`)."""
 
 from __future__ import annotations
 
@@ -133,6 +134,29 @@ def mocov2(size: int = 224, *, normalize: bool | Normalize = True, blur: bool = 
             *_normalize(normalize),
         ]
     )
+    return MultiView([view, view])
+
+
+def clip_view(
+    size: int, *, scale: tuple[float, float] = (0.6, 1.0), jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.05),
+    normalize: bool | Normalize = True, blur: bool = False,
+) -> Compose:
+    """One view of a clip's frames for the temporal methods: RandomResizedCrop ``scale``,
+    ColorJitter(``jitter``) p = 0.8, blur σ ∈ [0.1, 2] p = 0.5 when ``blur``. No flip: a mirrored
+    clip moves the other way, and the crop keeps most of the frame, so that frames cut at other
+    times still show the moving object."""
+    return Compose([
+        RandomResizedCrop(size, scale=scale),
+        RandomApply([ColorJitter(*jitter)], p=0.8),
+        *([RandomApply([GaussianBlur(blur_kernel(size), (0.1, 2.0))], p=0.5)] if blur else []),
+        *_normalize(normalize),
+    ])
+
+
+def clip(size: int = 112, *, normalize: bool | Normalize = True, blur: bool = False) -> MultiView:
+    """Two views of :func:`clip_view` (the temporal methods' augmentation), for clip-level
+    contrast (ρBYOL, ρMoCo, ρSimCLR with ``augmentation="clip"``)."""
+    view = clip_view(size, normalize=normalize, blur=blur)
     return MultiView([view, view])
 
 
