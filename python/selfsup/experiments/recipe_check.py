@@ -36,13 +36,13 @@ CANDIDATES: dict[str, Recipe] = {
     "barlow_twins@lars0.2": Recipe("barlow_twins", optimizer="lars", lr=0.2),
     "relative_position@adamw1e-3,colours": Recipe("relative_position", {**RELATIVE_OPTIONS, "drop_colors": False}),
     "relative_position@colours": Recipe("relative_position", {**RELATIVE_OPTIONS, "drop_colors": False}, optimizer="sgd", lr=0.05),
-    "moco@adamw2e-3": Recipe("moco", {"queue_size": 1024}, lr=2e-3),
+    "moco@sgd0.3": Recipe("moco", {"queue_size": 1024}, optimizer="sgd", lr=0.3),
     "swav@adamw1e-3": Recipe("swav", SWAV_OPTIONS, lr=1e-3),
     "mae@adamw1.5e-3": Recipe("mae", backbone="vit_tiny", lr=1.5e-3),
 }
 """Settings tried against the registered ones (LightlySSL's SimCLR: AdamW 2·10⁻³, τ = 0.2; relative
-position keeping the colours, its earlier recipe, with SGD or the joint methods' AdamW; MoCo v2
-and SwAV with AdamW instead of SGD and LARS; MAE at 3× its rate)."""
+position keeping the colours, its earlier recipe, with SGD or the joint methods' AdamW; MoCo v2's
+earlier recipe, SGD at 0.3; SwAV with AdamW instead of LARS; MAE at 3× its rate)."""
 
 VALIDATION: dict[str, int] = {"digits": 297, "photo_patches": 294, "shapes": 300}
 """Training images held out as each set's validation split."""

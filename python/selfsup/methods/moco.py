@@ -188,6 +188,6 @@ def selfsup_register_methods(register: Register) -> None:
 
 @hookimpl
 def selfsup_register_recipes(register: Register) -> None:
-    register(Recipe("moco", {"queue_size": 1024}, optimizer="sgd", lr=0.3, summary="MoCo v2: SGD at 0.3, a queue of 1 024 keys"))
+    register(Recipe("moco", {"queue_size": 1024}, lr=2e-3, summary="MoCo v2: AdamW at 2e-3, a queue of 1 024 keys"))
     register(Recipe("moco", {"version": 1, "queue_size": 1024}, optimizer="sgd", lr=0.3, summary="MoCo v1 (version=1): SGD at 0.3, a queue of 1 024 keys"), name="mocov1")
     register(Recipe("moco", {"version": 3}, summary="MoCo v3 (version=3): AdamW 1e-3, the stand-in of the joint methods, not swept"), name="mocov3")
