@@ -140,11 +140,12 @@ def run(config: TemporalConfig) -> dict[str, Any]:
     report["config"] = {k: str(v) for k, v in config.__dict__.items() if k != "reprobe"}
     baselines_probed = set() if config.reprobe else {row for row in report["results"] if row.startswith("random init")}
     for name in config.methods:
-        checkpoint = config.out / name / "checkpoint.pt"
         if name in report["results"]:
             if config.reprobe:
-                report["results"][name].update(probe_backbone(load_backbone(checkpoint), splits))
-                probe_baseline(report, checkpoint, splits, baselines_probed)
+                checkpoint = config.out / name / "checkpoint.pt"
+                backbone = load_backbone(checkpoint)
+                report["results"][name].update(probe_backbone(backbone, splits))
+                probe_baseline(report, backbone, checkpoint, splits, baselines_probed)
                 write_report(config.out, report)
             continue
         chosen = {key: parse_value(value) for method, key, value in config.options if method == name}
@@ -162,22 +163,22 @@ def run(config: TemporalConfig) -> dict[str, Any]:
             **probe_backbone(trainer.method.backbone, splits), "seconds": seconds, "peak_mib": peak.bytes / 2**20, "final": log[-1],
             "options": chosen,
         }
-        probe_baseline(report, trainer.checkpoint_path, splits, baselines_probed)
+        probe_baseline(report, trainer.method.backbone, trainer.checkpoint_path, splits, baselines_probed)
         write_report(config.out, report)
     write_report(config.out, report)
     return report
 
 
-def probe_baseline(report: dict[str, Any], checkpoint: Path, splits: ClipSplits, probed: set[str]) -> None:
-    """Probes the random init of ``checkpoint``'s architecture into its row, ``"random init
-    (Architecture)"``, unless ``probed`` already holds that row (which it then does)."""
+def probe_baseline(report: dict[str, Any], trained: nn.Module, checkpoint: Path, splits: ClipSplits, probed: set[str]) -> None:
+    """Probes the random init of ``trained``'s architecture (as ``checkpoint`` built it) into its
+    row, ``"random init (Architecture)"``, unless ``probed`` already holds that row (which it then
+    does); the untrained network is only built when it is probed."""
     from selfsup.training.checkpoint import load_checkpoint
     from selfsup.run.restore import random_init_backbone
 
-    backbone = random_init_backbone(load_checkpoint(checkpoint), checkpoint)
-    row = f"random init ({type(backbone).__name__})"
+    row = f"random init ({type(trained).__name__})"
     if row not in probed:
-        report["results"][row] = probe_backbone(backbone, splits)
+        report["results"][row] = probe_backbone(random_init_backbone(load_checkpoint(checkpoint), checkpoint), splits)
         probed.add(row)
 
 
