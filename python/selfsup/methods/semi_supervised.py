@@ -31,7 +31,7 @@ from torch import nn
 
 from selfsup.hookspecs import Register, hookimpl
 from selfsup.methods.base import Method, check_labels
-from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD, images_to_tensor
+from selfsup.models.inputs import CHANNEL_MEAN, CHANNEL_STD, device_of, images_to_tensor
 from selfsup.models.momentum import ema_update, momentum_copy
 from selfsup.run.recipe import Recipe
 from selfsup.transforms import Compose, MultiView, Normalize, fixmatch
@@ -229,7 +229,7 @@ class SemiSupervised(Method):
         """Class predictions ``(N,)`` for uint8 images ``(N, S, S, 3)`` (no augmentation)."""
         if self.classes is None:
             raise ValueError("classes: the method has no class head yet; bind labelled data or give classes=K")
-        device = next(self.parameters()).device
+        device = device_of(self)
         out = [self.predict_logits(images_to_tensor(images[i : i + batch], device)).argmax(1).cpu() for i in range(0, len(images), batch)]
         return torch.cat(out).numpy().astype(np.int64)
 
