@@ -19,6 +19,21 @@ need_rust() {
     command -v cargo >/dev/null 2>&1 || { echo "dev.sh: a Rust toolchain (cargo) is required" >&2; exit 1; }
 }
 
+# torch and its CUDA libraries are GBs from PyPI: a dropped connection is retried, resuming the
+# interrupted file, and the whole install is tried again after a pause; finished wheels come from
+# pip's cache on the next try.
+pip_install() {
+    local attempt tries=4
+    for attempt in $(seq "$tries"); do
+        python -m pip install -q --resume-retries 20 "$@" && return 0
+        [ "$attempt" -lt "$tries" ] || break
+        log "pip install failed (try $attempt of $tries); trying again in $((attempt * 30)) s"
+        sleep $((attempt * 30))
+    done
+    echo "dev.sh: pip install $* failed $tries times" >&2
+    return 1
+}
+
 setup() {
     need_rust
     if [ ! -x "$VENV/bin/python" ]; then
@@ -27,8 +42,8 @@ setup() {
     fi
     export PATH="$PWD/$VENV/bin:$PATH"
     log "installing build tools"
-    python -m pip install -q --upgrade pip
-    python -m pip install -q "maturin>=1.9,<2" "ziglang>=0.11"
+    python -m pip install -q --upgrade --retries 10 "pip>=25.1"
+    pip_install "maturin>=1.9,<2" "ziglang>=0.11"
     log "building the abi3 manylinux2014 wheel (release)"
     rm -rf dist && mkdir -p dist
     maturin build --release --zig --compatibility manylinux2014 -o dist
@@ -36,8 +51,8 @@ setup() {
     log "installing selfsup, selfsup-kernels and test tools"
     local wheel
     wheel=$(ls dist/selfsup-*.whl | grep -v kernels)
-    python -m pip install -q --force-reinstall --no-deps dist/selfsup_kernels-*.whl "$wheel"
-    python -m pip install -q dist/selfsup_kernels-*.whl "$wheel[test]"
+    pip_install --force-reinstall --no-deps dist/selfsup_kernels-*.whl "$wheel"
+    pip_install dist/selfsup_kernels-*.whl "$wheel[test]"
 }
 
 run_tests() {
