@@ -34,8 +34,19 @@ pip_install() {
     return 1
 }
 
+# torch with its CUDA libraries takes about 7 GB once installed, more while pip unpacks it; a full
+# disk shows up in pip as a broken download, so say so first.
+check_disk() {
+    local free_gb
+    free_gb=$(df -Pk "${TMPDIR:-/tmp}" . | awk 'NR > 1 { kb = (min == "" || $4 < min) ? $4 : min; min = kb } END { print int(min / 1048576) }')
+    if [ "$free_gb" -lt 10 ]; then
+        echo "dev.sh: warning: only $free_gb GB free on the disk of ${TMPDIR:-/tmp} or $PWD; the install needs about 10 GB" >&2
+    fi
+}
+
 setup() {
     need_rust
+    check_disk
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating $VENV"
         "$PY" -m venv "$VENV"
