@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -288,6 +289,15 @@ def test_moco_queue_wraps_and_keeps_the_newest_keys():
     big = torch.arange(13.0).repeat(4, 1).T
     m.enqueue(big)
     assert sorted(m.queue[:, 0].tolist()) == [float(v) for v in range(3, 13)]
+
+
+def test_moco_warns_when_its_queue_holds_the_whole_dataset():
+    with pytest.warns(UserWarning, match=r"queue_size: 64 keys for 64 training samples.*well below 64"):
+        method("moco", queue_size=64, projection_dim=4).bind_dataset(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        method("moco", queue_size=63, projection_dim=4).bind_dataset(64)
+        method("moco", version=3, projection_dim=4).bind_dataset(8)  # v3 has no queue
 
 
 def test_moco_queue_survives_a_checkpoint(tmp_path: Path):

@@ -30,8 +30,11 @@ choice) is the trainer's ``sync_bn``.
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,6 +125,17 @@ class MoCo(JointEmbedding):
             self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
             self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
             self.register_buffer("key_batches", torch.zeros((), dtype=torch.long))
+
+    def bind_dataset(self, size: int, labels: npt.NDArray[np.int64] | None = None) -> None:
+        """Warns when the queue (v1/v2) holds as many keys as the dataset has samples or more: every
+        sample then meets keys of its own earlier views among the negatives."""
+        super().bind_dataset(size, labels)
+        if self.version < 3 and self.queue.shape[0] >= size:
+            warnings.warn(
+                f"queue_size: {self.queue.shape[0]} keys for {size} training samples; each sample meets its own "
+                f"earlier keys as negatives. Choose queue_size well below {size}.",
+                stacklevel=2,
+            )
 
     def build_views(self, size: int, normalize: Normalize) -> MultiView:
         if self.version == 1 and self.version_views:
