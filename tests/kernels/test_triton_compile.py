@@ -45,7 +45,7 @@ def test_kernels_compile_for_h100_without_spills(dtype: torch.dtype, dim: int, m
     precision = host._precision(dtype)
     shared = bwd["NUM_D"] == 1 and bwd["BLOCK_DV"] == bwd["BLOCK_D"]
     tiles = lambda cfg: {k: cfg[k] for k in ("BLOCK_M", "BLOCK_N", "BLOCK_D", "NUM_D")}  # noqa: E731
-    options = lambda cfg: {"num_warps": cfg["num_warps"], "num_stages": cfg["num_stages"]}  # noqa: E731
+    options = host._launch_options  # the options every launch passes
     common = {"ALPHA": "fp32", "LSE": "fp32", "OWN": "i64", "Q": ty, "C": ty}
     cases = [
         (K.lse_fwd_kernel, {**common, "EXTRA": "fp32"}, dict(HAS_EXTRA=True, HAS_OWN=True, FIXED_MAX=False, PRECISION=precision, **tiles(fwd)), options(fwd)),
