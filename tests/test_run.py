@@ -50,10 +50,15 @@ def test_named_recipes_select_their_method_and_options():
         method_and_recipe("simclar")
 
 
-def test_recipe_dataset_entries_merge_tables_and_refuse_unknown_fields():
+def test_recipe_changes_and_dataset_entries_merge_tables_and_refuse_unknown_fields():
     recipe = Recipe("corruption", {"a": 1, "b": 2}, lr=0.1, datasets={"digits": {"options": {"a": 5}, "lr": 0.2}})
     assert recipe.on("digits").options == {"a": 5, "b": 2} and recipe.on("digits").lr == 0.2
     assert recipe.on("photos") == Recipe("corruption", {"a": 1, "b": 2}, lr=0.1)
+    changed = recipe.changed(options={"b": 3}, lr=0.3)
+    assert changed.options == {"a": 1, "b": 3} and changed.lr == 0.3 and changed.datasets == recipe.datasets
+    assert changed.on("digits").options == {"a": 5, "b": 3}
+    with pytest.raises(ValueError, match="lr: expected a positive"):
+        recipe.changed(lr=-1.0)
     with pytest.raises(ValueError, match="datasets: the entry for 'digits' changes unknown fields \\['learning_rate'\\]"):
         Recipe("x", datasets={"digits": {"learning_rate": 1}})
     for bad, match in (({"optimizer": "adam"}, "optimizer"), ({"lr": 0.0}, "lr"), ({"weight_decay": -1.0}, "weight_decay")):
@@ -420,14 +425,22 @@ def test_every_readme_command_parses_and_names_what_exists():
             assert isinstance(build_backbone(backbone, {}), nn.Module), backbone
 
 
-def test_recipe_check_candidates_start_from_the_registered_recipe():
+def test_recipe_check_candidates_change_the_registered_recipe():
     from selfsup.experiments.compare import recipe_for
-    from selfsup.experiments.recipe_check import CANDIDATES, RELATIVE_OPTIONS, SWAV_OPTIONS
+    from selfsup.experiments.recipe_check import CANDIDATES, candidate_recipe
 
-    assert dict(recipe_for("relative_position").options) == RELATIVE_OPTIONS
-    assert dict(recipe_for("swav").options) == SWAV_OPTIONS
-    for name, candidate in CANDIDATES.items():
-        assert name.split("@")[0] == candidate.method
+    for name, setting in CANDIDATES.items():
+        candidate, registered = candidate_recipe(name), recipe_for(name.split("@")[0])
+        assert candidate.method == registered.method
+        if isinstance(setting, Recipe):
+            assert candidate is setting
+            continue
+        for key in ("options", "backbone_options"):
+            assert dict(getattr(candidate, key)) == {**getattr(registered, key), **setting.get(key, {})}, (name, key)
+        for key in ("backbone", "optimizer", "lr", "weight_decay", "schedule", "batch_size", "datasets"):
+            assert getattr(candidate, key) == setting.get(key, getattr(registered, key)), (name, key)
+    swav = candidate_recipe("swav@prototypes30")
+    assert swav.options["prototypes"] == 30 and swav.options["epsilon"] == recipe_for("swav").options["epsilon"]
 
 
 def test_recipe_check_reports_each_rows_gain_per_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -69,14 +69,18 @@ class Recipe:
             if unknown:
                 raise ValueError(f"datasets: the entry for {dataset!r} changes unknown fields {unknown}; expected some of {sorted(allowed)}")
 
-    def on(self, dataset: str) -> Recipe:
-        """This recipe with ``dataset``'s entry of :attr:`datasets` applied (unchanged for a data
-        set without one)."""
-        changes = dict(self.datasets.get(dataset, {}))
+    def changed(self, **changes: Any) -> Recipe:
+        """This recipe with ``changes``: ``options`` and ``backbone_options`` merged key by key,
+        other fields replaced (``recipe.changed(lr=0.3, options={"prototypes": 30})``)."""
         for merged in ("options", "backbone_options"):
             if merged in changes:
                 changes[merged] = {**getattr(self, merged), **changes[merged]}
-        return replace(self, **changes, datasets={})
+        return replace(self, **changes)
+
+    def on(self, dataset: str) -> Recipe:
+        """This recipe with ``dataset``'s entry of :attr:`datasets` applied (unchanged for a data
+        set without one)."""
+        return self.changed(**self.datasets.get(dataset, {}), datasets={})
 
     def training_fields(self) -> dict[str, Any]:
         """The fields a run takes from the recipe, as plain values."""
