@@ -112,5 +112,6 @@ def selfsup_register_recipes(register: Register) -> None:
                     summary="AdamW at 2e-3, tau 0.2 (SimCLR's recipe here), 2 clips of 8 frames, a (2+1)D ResNet"))
     register(Recipe("rho_byol", optimizer="adamw", lr=1e-3, **clip,  # type: ignore[arg-type]
                     summary="AdamW at 1e-3, 2 clips of 8 frames, a (2+1)D ResNet"))
-    register(Recipe("rho_moco", optimizer="adamw", lr=1e-3, **clip,  # type: ignore[arg-type]
-                    summary="AdamW at 1e-3, 2 clips of 8 frames, a (2+1)D ResNet"))
+    register(Recipe("rho_moco", optimizer="adamw", lr=1e-3, options={"queue_size": 256}, **clip,  # type: ignore[arg-type]
+                    summary="AdamW at 1e-3, a queue of 256 keys (fewer than the clips: chosen on validation clips), "
+                            "2 clips of 8 frames, a (2+1)D ResNet"))
