@@ -38,7 +38,7 @@ pip_install() {
 # disk shows up in pip as a broken download, so say so first.
 check_disk() {
     local free_gb
-    free_gb=$(df -Pk "${TMPDIR:-/tmp}" . | awk 'NR > 1 { kb = (min == "" || $4 < min) ? $4 : min; min = kb } END { print int(min / 1048576) }')
+    free_gb=$(df -Pk "${TMPDIR:-/tmp}" . | awk 'NR > 1 && (min == "" || $4 < min) { min = $4 } END { print int(min / 1048576) }')
     if [ "$free_gb" -lt 10 ]; then
         echo "dev.sh: warning: only $free_gb GB free on the disk of ${TMPDIR:-/tmp} or $PWD; the install needs about 10 GB" >&2
     fi
